@@ -1,0 +1,796 @@
+"""Every difference between Python 2.7 and Python 3 that mpspawn handles, and
+every ctypes binding it uses.
+
+Nothing else in the package tests the interpreter version.  On Python 3 the
+package re-exports the standard library, and the only code of this module that
+runs there is ``become_stdlib``.  On 2.7 this module supplies what the
+interpreter lacks: a monotonic clock, close-on-exec pipes, named POSIX
+semaphores adopted by the C ``SemLock``, a fork+exec that keeps only chosen
+descriptors, descriptor passing, and tolerant EINTR handling.
+"""
+import errno
+import os
+import sys
+
+PY2 = sys.version_info[0] == 2
+IS_DARWIN = sys.platform == 'darwin'
+IS_WINDOWS = sys.platform == 'win32'
+
+# Spawned children find their inherited descriptors from this number upwards.
+FIRST_CHILD_FD = 3
+
+# The environment variable that changes the default start method.
+START_METHOD_ENV = 'MPSPAWN_START_METHOD'
+
+if PY2:
+    import cPickle as pickle
+    import copy_reg as copyreg
+    from cStringIO import StringIO as BytesIO
+    # The C pieces behind threading: importing threading itself costs ~3 ms.
+    from thread import allocate_lock, get_ident
+    from thread import _local as thread_local
+    string_types = (str, unicode)  # noqa: F821 (2.7 builtin)
+    integer_types = (int, long)  # noqa: F821 (2.7 builtin)
+    text_type = unicode  # noqa: F821 (2.7 builtin)
+    import types as _types
+    class_types = (type, _types.ClassType)
+    reload_module = reload  # noqa: F821 (2.7 builtin)
+
+    def exec_code(code, namespace):
+        exec("exec code in namespace")
+
+    def reraise_with_context(exc, cause):
+        """Raise ``exc`` keeping ``cause`` visible (2.7 has no chaining)."""
+        exc.__cause__ = cause
+        raise exc
+else:
+    import pickle
+    import copyreg
+    from io import BytesIO
+    from _thread import allocate_lock, get_ident
+    from threading import local as thread_local
+    string_types = (str,)
+    integer_types = (int,)
+    text_type = str
+    class_types = (type,)
+    import importlib
+    reload_module = importlib.reload
+
+    def exec_code(code, namespace):
+        exec(code, namespace)
+
+    def reraise_with_context(exc, cause):
+        import six
+        six.raise_from(exc, cause)
+
+PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def queue_module():
+    """``Queue`` on 2.7, ``queue`` on 3 (imported on use: it pulls in threading)."""
+    return __import__('Queue' if PY2 else 'queue')
+
+
+def errno_of(exc):
+    """The errno of an OSError/IOError/select.error/socket.error, or None."""
+    code = getattr(exc, 'errno', None)
+    if code is None and getattr(exc, 'args', None):
+        first = exc.args[0]
+        if isinstance(first, integer_types):
+            code = first
+    return code
+
+
+def is_eintr(exc):
+    return errno_of(exc) == errno.EINTR
+
+
+# ---------------------------------------------------------------------------
+# Python 3: mpspawn is the standard library
+# ---------------------------------------------------------------------------
+
+# mpspawn submodules that are not multiprocessing submodules of the same name.
+_PY3_RENAMED = {'futures': 'concurrent.futures'}
+
+
+def become_stdlib(namespace, package_name):
+    """Make the package ``package_name`` a view of the standard library.
+
+    Every public name of ``multiprocessing`` is copied into ``namespace`` and
+    every submodule ``package_name.X`` is ``multiprocessing.X`` itself (found
+    on first import, never loaded twice).
+    """
+    import importlib
+    import importlib.abc
+    import importlib.machinery
+    import multiprocessing
+    import pkgutil
+
+    for name in dir(multiprocessing):
+        if not name.startswith('__'):
+            namespace[name] = getattr(multiprocessing, name)
+    namespace['__all__'] = list(multiprocessing.__all__)
+    aliased = dict((info.name, 'multiprocessing.' + info.name)
+                   for info in pkgutil.iter_modules(multiprocessing.__path__))
+    aliased.update(_PY3_RENAMED)
+    prefix = package_name + '.'
+
+    class _StdlibAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        """Resolves ``<package>.X`` to the standard library module."""
+
+        def find_spec(self, fullname, path=None, target=None):
+            if not fullname.startswith(prefix):
+                return None
+            real = aliased.get(fullname[len(prefix):])
+            if real is None:
+                return None
+            return importlib.machinery.ModuleSpec(
+                fullname, self, loader_state=real)
+
+        def create_module(self, spec):
+            module = importlib.import_module(spec.loader_state)
+            real_specs[module.__name__] = module.__spec__
+            return module
+
+        def exec_module(self, module):
+            # The import system stamped our alias spec on the real module
+            # after create_module: give it back its own.
+            module.__spec__ = real_specs.pop(module.__name__)
+
+    real_specs = {}
+
+    sys.meta_path.insert(0, _StdlibAlias())
+    for short, real in aliased.items():
+        mod = sys.modules.get(real)
+        if mod is not None:
+            sys.modules.setdefault(prefix + short, mod)
+    _apply_start_method_env_py3(multiprocessing)
+
+
+def _apply_start_method_env_py3(multiprocessing):
+    wanted = os.environ.get(START_METHOD_ENV)
+    if not wanted:
+        return
+    default = multiprocessing.context._default_context
+    if default.get_start_method(allow_none=True) is None:
+        # Change the default without "setting" it, as on 2.7: a later
+        # set_start_method() without force still works.
+        default._default_context = default.get_context(wanted)
+
+
+# ---------------------------------------------------------------------------
+# Everything below is for Python 2.7 (and is only imported there).
+# ---------------------------------------------------------------------------
+
+_libc = None
+
+
+def libc():
+    """The C library, loaded through ctypes on first use (ctypes costs ~3 ms)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _ctypes_oserror(what):
+    import ctypes
+    code = ctypes.get_errno()
+    return OSError(code, '%s: %s' % (what, os.strerror(code)))
+
+
+# -- monotonic clock --------------------------------------------------------
+
+def _make_monotonic():
+    if not PY2:
+        import time
+        return time.monotonic
+    import ctypes
+    if IS_DARWIN:
+        try:
+            lib = libc()
+            mach_absolute_time = lib.mach_absolute_time
+            mach_absolute_time.restype = ctypes.c_uint64
+
+            class _Timebase(ctypes.Structure):
+                _fields_ = [('numer', ctypes.c_uint32), ('denom', ctypes.c_uint32)]
+            base = _Timebase()
+            lib.mach_timebase_info(ctypes.byref(base))
+            scale = float(base.numer) / base.denom / 1e9
+            return lambda: mach_absolute_time() * scale
+        except (AttributeError, OSError):
+            pass
+    else:
+        class _Timespec(ctypes.Structure):
+            _fields_ = [('tv_sec', ctypes.c_long), ('tv_nsec', ctypes.c_long)]
+        clock_gettime = None
+        for lib_name in (None, 'librt.so.1'):
+            try:
+                clock_gettime = ctypes.CDLL(lib_name, use_errno=True).clock_gettime
+                break
+            except (OSError, AttributeError):
+                continue
+        if clock_gettime is not None:
+            clock_gettime.argtypes = [ctypes.c_int, ctypes.POINTER(_Timespec)]
+            clock_monotonic = 1
+            spec = _Timespec()
+            ref = ctypes.byref(spec)
+
+            def monotonic():
+                if clock_gettime(clock_monotonic, ref) != 0:
+                    raise _ctypes_oserror('clock_gettime')
+                return spec.tv_sec + spec.tv_nsec * 1e-9
+            return monotonic
+    import time
+    return time.time
+
+
+_monotonic = None
+
+
+def monotonic():
+    """Seconds from an arbitrary point, never going backwards."""
+    global _monotonic
+    if _monotonic is None:
+        _monotonic = _make_monotonic()
+    return _monotonic()
+
+
+# -- descriptors ------------------------------------------------------------
+
+def set_cloexec(fd, cloexec=True):
+    import fcntl
+    flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+    if cloexec:
+        flags |= fcntl.FD_CLOEXEC
+    else:
+        flags &= ~fcntl.FD_CLOEXEC
+    fcntl.fcntl(fd, fcntl.F_SETFD, flags)
+
+
+_pipe2 = None
+
+
+def pipe():
+    """A close-on-exec pipe; atomic (pipe2) where the C library has it."""
+    global _pipe2
+    if not PY2:
+        return os.pipe()
+    if _pipe2 is None:
+        _pipe2 = False
+        if not IS_DARWIN:
+            try:
+                import ctypes
+                func = libc().pipe2
+                func.argtypes = [ctypes.POINTER(ctypes.c_int * 2), ctypes.c_int]
+                _pipe2 = (func, ctypes.c_int * 2)
+            except AttributeError:
+                pass
+    if _pipe2:
+        func, array_type = _pipe2
+        fds = array_type()
+        if func(fds, 0o2000000) == 0:  # O_CLOEXEC on Linux
+            return fds[0], fds[1]
+    r, w = os.pipe()
+    set_cloexec(r)
+    set_cloexec(w)
+    return r, w
+
+
+def socket_cloexec(sock):
+    set_cloexec(sock.fileno())
+    return sock
+
+
+def socketpair():
+    import socket
+    a, b = socket.socketpair()
+    socket_cloexec(a)
+    socket_cloexec(b)
+    return a, b
+
+
+def open_fds():
+    """The descriptors open in this process (listed, not guessed)."""
+    for where in ('/proc/self/fd', '/dev/fd'):
+        try:
+            names = os.listdir(where)
+        except OSError:
+            continue
+        fds = []
+        for name in names:
+            try:
+                fds.append(int(name))
+            except ValueError:
+                pass
+        return sorted(fds)
+    return list(range(max_fd()))
+
+
+def max_fd():
+    try:
+        return os.sysconf('SC_OPEN_MAX')
+    except (AttributeError, ValueError, OSError):
+        return 256
+
+
+def wait_fds(fds, timeout):
+    """Wait until some of ``fds`` is readable (or closed); return those.
+
+    Uses poll(), so descriptors above FD_SETSIZE work.  A signal interrupts
+    the wait only to let Python run its handler (KeyboardInterrupt surfaces
+    here at once); otherwise the wait resumes with the remaining time.
+    """
+    import select
+    if timeout is not None:
+        deadline = monotonic() + max(timeout, 0.0)
+    if hasattr(select, 'poll'):
+        poller = select.poll()
+        mask = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+        for fd in fds:
+            poller.register(fd, mask)
+        while True:
+            ms = None if timeout is None else max(0, int(((deadline - monotonic()) * 1000) + 0.999))
+            try:
+                return [fd for fd, _ in poller.poll(ms)]
+            except (select.error, OSError) as exc:
+                if not is_eintr(exc):
+                    raise
+            if timeout is not None and monotonic() >= deadline:
+                return []
+    while True:
+        left = None if timeout is None else max(0.0, deadline - monotonic())
+        try:
+            return select.select(list(fds), [], [], left)[0]
+        except (select.error, OSError) as exc:
+            if not is_eintr(exc):
+                raise
+        if timeout is not None and monotonic() >= deadline:
+            return []
+
+
+def retry_on_eintr(func, *args):
+    while True:
+        try:
+            return func(*args)
+        except (OSError, IOError) as exc:
+            if not is_eintr(exc):
+                raise
+
+
+def waitpid(pid, options):
+    return retry_on_eintr(os.waitpid, pid, options)
+
+
+# -- buffers (2.7's memoryview does not take array.array) -------------------
+
+def byte_view(obj):
+    """A read-only bytes-like view of ``obj`` and its length in bytes."""
+    if PY2:
+        view = buffer(obj)  # noqa: F821 (2.7 builtin)
+        return view, len(view)
+    view = memoryview(obj)
+    if view.itemsize > 1 or view.ndim != 1:
+        view = view.cast('B')
+    return view, len(view)
+
+
+def writable_size(obj):
+    """The size in bytes of the writable buffer ``obj``."""
+    if PY2 and hasattr(obj, 'buffer_info'):      # array.array
+        return obj.buffer_info()[1] * obj.itemsize
+    view = memoryview(obj)
+    if view.readonly:
+        raise TypeError('a writable buffer is required, not %s' % type(obj).__name__)
+    return view.itemsize * _product(view.shape)
+
+
+def write_into(obj, offset, data):
+    """Copy ``data`` into the writable buffer ``obj`` at byte ``offset``
+    (the caller has checked that it fits)."""
+    if not data:
+        return
+    if PY2:
+        import ctypes
+        if hasattr(obj, 'buffer_info'):           # array.array
+            address = obj.buffer_info()[0]
+        else:
+            size = writable_size(obj)
+            address = ctypes.addressof((ctypes.c_char * size).from_buffer(obj))
+        ctypes.memmove(address + offset, data, len(data))
+        return
+    view = memoryview(obj)
+    if view.itemsize != 1 or view.ndim != 1:
+        view = view.cast('B')
+    view[offset:offset + len(data)] = data
+
+
+def _product(shape):
+    result = 1
+    for n in shape or ():
+        result *= n
+    return result
+
+
+# -- interpreter flags for a spawned child ---------------------------------
+
+def interpreter_flags():
+    """Command-line options that reproduce this interpreter's settings."""
+    flags = sys.flags
+    args = []
+    simple = [('debug', 'd'), ('dont_write_bytecode', 'B'), ('no_user_site', 's'),
+              ('no_site', 'S'), ('ignore_environment', 'E'), ('verbose', 'v'),
+              ('bytes_warning', 'b'), ('py3k_warning', '3'), ('tabcheck', 't'),
+              ('hash_randomization', 'R'), ('optimize', 'O')]
+    for attr, letter in simple:
+        value = getattr(flags, attr, 0)
+        if attr == 'hash_randomization' and os.environ.get('PYTHONHASHSEED'):
+            continue  # the seed reaches the child through the environment
+        if value > 0:
+            args.append('-' + letter * value)
+    division = getattr(flags, 'division_warning', 0)
+    if division:
+        args.append('-Qwarnall' if division > 1 else '-Qwarn')
+    for opt in sys.warnoptions:
+        args.append('-W' + opt)
+    return args
+
+
+# -- how __main__ was started ------------------------------------------------
+
+def main_module_name(module):
+    """The importable name ``module`` (a ``__main__``) was run as, or None.
+
+    Python 3 records it in ``__spec__.name``; 2.7's runpy leaves it in
+    ``__loader__.fullname`` for ``-m`` and for directories.
+    """
+    spec = getattr(module, '__spec__', None)
+    name = getattr(spec, 'name', None)
+    if name:
+        return name
+    loader = getattr(module, '__loader__', None)
+    name = getattr(loader, 'fullname', None)
+    if isinstance(name, string_types) and name:
+        return name
+    return None
+
+
+# -- fork hooks ---------------------------------------------------------------
+
+def reseed_random_after_fork():
+    """Python 3 reseeds ``random`` in a forked child; 2.7 does not."""
+    mod = sys.modules.get('random')
+    if mod is not None:
+        try:
+            mod.seed()
+        except Exception:
+            pass
+
+
+# -- _multiprocessing without importing 2.7's multiprocessing ----------------
+
+def c_multiprocessing():
+    """2.7's ``_multiprocessing`` C module.
+
+    Its init imports 2.7's whole ``multiprocessing`` package (36 modules,
+    ~10 ms measured) only to fetch ``BufferTooShort``; a stand-in module
+    during the import avoids that, then is removed again.
+    """
+    mod = sys.modules.get('_multiprocessing')
+    if mod is not None:
+        return mod
+    if not PY2 or 'multiprocessing' in sys.modules:
+        import _multiprocessing
+        return _multiprocessing
+    import types
+    stand_in = types.ModuleType('multiprocessing')
+    from .context import BufferTooShort
+    stand_in.BufferTooShort = BufferTooShort
+    sys.modules['multiprocessing'] = stand_in
+    try:
+        import _multiprocessing
+    finally:
+        if sys.modules.get('multiprocessing') is stand_in:
+            del sys.modules['multiprocessing']
+    return _multiprocessing
+
+
+def have_fd_passing():
+    if IS_WINDOWS:
+        return False
+    try:
+        mod = c_multiprocessing()
+    except ImportError:
+        return False
+    return hasattr(mod, 'sendfd') and hasattr(mod, 'recvfd')
+
+
+def sendfd(sock_fd, fd):
+    return c_multiprocessing().sendfd(sock_fd, fd)
+
+
+def recvfd(sock_fd):
+    fd = c_multiprocessing().recvfd(sock_fd)
+    set_cloexec(fd)
+    return fd
+
+
+# -- named POSIX semaphores -------------------------------------------------
+
+SEM_RECURSIVE_MUTEX = 0
+SEM_SEMAPHORE = 1
+
+
+class _SemApi(object):
+    """ctypes bindings of sem_open/sem_unlink/sem_close."""
+
+    def __init__(self):
+        import ctypes
+        lib = libc()
+        self.sem_failed = ctypes.c_void_p(-1).value  # SEM_FAILED is (sem_t *)-1
+        # lib[name] makes a separate function object, so each has its own argtypes.
+        self._open_existing = lib['sem_open']
+        self._open_existing.restype = ctypes.c_void_p
+        self._open_existing.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        # sem_open is variadic.  On Apple arm64 variadic arguments travel on
+        # the stack in 8-byte slots while fixed ones use registers, so the
+        # call pads the eight argument registers and passes mode and value
+        # as 64-bit stack slots.  Elsewhere the fixed-argument call matches.
+        self._open_create = lib['sem_open']
+        self._open_create.restype = ctypes.c_void_p
+        if IS_DARWIN and os.uname()[4] == 'arm64':
+            self._open_create.argtypes = ([ctypes.c_char_p, ctypes.c_int] +
+                                          [ctypes.c_void_p] * 6 +
+                                          [ctypes.c_uint64, ctypes.c_uint64])
+            self._pad = (None,) * 6
+        else:
+            self._open_create.argtypes = [ctypes.c_char_p, ctypes.c_int,
+                                          ctypes.c_uint, ctypes.c_uint]
+            self._pad = ()
+        self._unlink = lib.sem_unlink
+        self._unlink.argtypes = [ctypes.c_char_p]
+        self._close = lib.sem_close
+        self._close.argtypes = [ctypes.c_void_p]
+
+    def create(self, name, value):
+        handle = self._open_create(_cname(name), os.O_CREAT | os.O_EXCL,
+                                   *(self._pad + (0o600, value)))
+        if handle is None or handle == self.sem_failed:
+            raise _ctypes_oserror('sem_open(%r)' % (name,))
+        return handle
+
+    def open(self, name):
+        handle = self._open_existing(_cname(name), 0)
+        if handle is None or handle == self.sem_failed:
+            raise _ctypes_oserror('sem_open(%r)' % (name,))
+        return handle
+
+    def unlink(self, name):
+        if self._unlink(_cname(name)) != 0:
+            raise _ctypes_oserror('sem_unlink(%r)' % (name,))
+
+    def close(self, handle):
+        self._close(handle)
+
+
+def _cname(name):
+    return name.encode('ascii') if isinstance(name, text_type) else name
+
+
+_sem_api = None
+
+
+def sem_api():
+    global _sem_api
+    if _sem_api is None:
+        _sem_api = _SemApi()
+    return _sem_api
+
+
+def adopt_semaphore(handle, kind, maxvalue):
+    """Wrap a ``sem_t *`` in 2.7's C SemLock (it closes the handle when freed)."""
+    return c_multiprocessing().SemLock._rebuild(handle, kind, maxvalue)
+
+
+def anonymous_semaphore(kind, value, maxvalue):
+    """2.7's own SemLock: created and unlinked at once, for fork contexts."""
+    return c_multiprocessing().SemLock(kind, value, maxvalue)
+
+
+def shm_unlink(name):
+    """Remove the POSIX shared-memory object ``name``."""
+    lib = libc()
+    try:
+        func = lib.shm_unlink
+    except AttributeError:
+        import ctypes
+        func = ctypes.CDLL('librt.so.1', use_errno=True).shm_unlink
+    if func(_cname(name)) != 0:
+        raise _ctypes_oserror('shm_unlink(%r)' % (name,))
+
+
+SEM_VALUE_MAX = 2 ** 31 - 1
+# macOS has no sem_timedwait (2.7's C lock polls) and sem_getvalue is broken.
+HAVE_BROKEN_SEM_GETVALUE = IS_DARWIN
+
+
+# -- starting a program with only chosen descriptors ------------------------
+
+class _PosixSpawn(object):
+    """posix_spawn() through ctypes: no Python code runs in the child at all.
+
+    The child gets ``fds`` renumbered to FIRST_CHILD_FD, FIRST_CHILD_FD+1, ...
+    and nothing else besides 0, 1 and 2; its signal mask is emptied.
+    """
+    # Opaque glibc/Darwin structures; generous sizes (80 and 336 bytes on glibc).
+    FILE_ACTIONS_SIZE = 512
+    ATTR_SIZE = 1024
+    SIGSET_SIZE = 256
+    POSIX_SPAWN_SETSIGMASK = 0x08
+    POSIX_SPAWN_CLOEXEC_DEFAULT = 0x4000  # Darwin only
+
+    def __init__(self):
+        import ctypes
+        lib = libc()
+        self.ctypes = ctypes
+        self.spawn = lib.posix_spawn
+        self.spawn.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p,
+                               ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_void_p, ctypes.c_void_p]
+        self.fa_init = lib.posix_spawn_file_actions_init
+        self.fa_destroy = lib.posix_spawn_file_actions_destroy
+        self.fa_dup2 = lib.posix_spawn_file_actions_adddup2
+        self.fa_dup2.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        self.attr_init = lib.posix_spawnattr_init
+        self.attr_destroy = lib.posix_spawnattr_destroy
+        self.attr_setflags = lib.posix_spawnattr_setflags
+        self.attr_setflags.argtypes = [ctypes.c_void_p, ctypes.c_short]
+        self.attr_setsigmask = lib.posix_spawnattr_setsigmask
+        self.sigemptyset = lib.sigemptyset
+        self.sigaddset = lib.sigaddset
+        self.sigaddset.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        if IS_DARWIN:
+            self.fa_closefrom = None
+        else:
+            self.fa_closefrom = lib.posix_spawn_file_actions_addclosefrom_np
+            self.fa_closefrom.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self.environ = ctypes.c_void_p.in_dll(lib, 'environ')
+
+    def __call__(self, path, argv, fds, blocked_signals=()):
+        ctypes = self.ctypes
+        actions = ctypes.create_string_buffer(self.FILE_ACTIONS_SIZE)
+        attr = ctypes.create_string_buffer(self.ATTR_SIZE)
+        sigset = ctypes.create_string_buffer(self.SIGSET_SIZE)
+        c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[_cname(a) for a in argv] + [None])
+        _check_zero(self.fa_init(actions), 'posix_spawn_file_actions_init')
+        _check_zero(self.attr_init(attr), 'posix_spawnattr_init')
+        try:
+            # Two steps so a source number that is also a target is not clobbered.
+            parking = max(list(fds) + [FIRST_CHILD_FD + len(fds)]) + 1
+            for i, fd in enumerate(fds):
+                _check_zero(self.fa_dup2(actions, fd, parking + i), 'adddup2')
+            for i in range(len(fds)):
+                _check_zero(self.fa_dup2(actions, parking + i, FIRST_CHILD_FD + i), 'adddup2')
+            flags = self.POSIX_SPAWN_SETSIGMASK
+            if self.fa_closefrom is not None:
+                _check_zero(self.fa_closefrom(actions, FIRST_CHILD_FD + len(fds)),
+                            'addclosefrom_np')
+            else:
+                flags |= self.POSIX_SPAWN_CLOEXEC_DEFAULT
+            self.sigemptyset(sigset)
+            for signum in blocked_signals:
+                self.sigaddset(sigset, signum)
+            _check_zero(self.attr_setsigmask(attr, sigset), 'setsigmask')
+            _check_zero(self.attr_setflags(attr, flags), 'setflags')
+            pid = ctypes.c_int()
+            rc = self.spawn(ctypes.byref(pid), _cname(path), actions, attr,
+                            c_argv, self.environ.value)
+            if rc != 0:
+                raise OSError(rc, '%s: %s' % (os.strerror(rc), path))
+            return pid.value
+        finally:
+            self.fa_destroy(actions)
+            self.attr_destroy(attr)
+
+
+def _check_zero(rc, what):
+    if rc != 0:
+        raise OSError(rc, '%s: %s' % (what, os.strerror(rc)))
+
+
+_posix_spawn = None
+
+
+def _get_posix_spawn():
+    global _posix_spawn
+    if _posix_spawn is None:
+        try:
+            _posix_spawn = _PosixSpawn()
+        except (AttributeError, OSError, ValueError):
+            _posix_spawn = False
+    return _posix_spawn
+
+
+def _fork_exec(path, argv, fds, blocked_signals=()):
+    """fork+exec keeping only ``fds`` (renumbered), for C libraries without
+    posix_spawn_file_actions_addclosefrom_np.
+
+    Everything is computed before forking and the garbage collector is off,
+    so the child runs nothing but dup2/close/execv; an exec failure comes back
+    to the parent through a close-on-exec pipe and is raised there.
+    """
+    import gc
+    argv = [_cname(a) for a in argv]
+    path = _cname(path)
+    errpipe_r, errpipe_w = pipe()
+    count = len(fds)
+    parking = max(list(fds) + [FIRST_CHILD_FD + count, errpipe_w]) + 1
+    to_close = [fd for fd in open_fds() if fd >= FIRST_CHILD_FD + count]
+    moves = [(fd, parking + i) for i, fd in enumerate(fds)]
+    moves += [(parking + i, FIRST_CHILD_FD + i) for i in range(count)]
+    err_slot = parking + count
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                if blocked_signals:
+                    import signal
+                    for signum in blocked_signals:
+                        signal.signal(signum, signal.SIG_IGN)
+                os.dup2(errpipe_w, err_slot)
+                set_cloexec(err_slot)
+                for src, dst in moves:
+                    os.dup2(src, dst)
+                for fd in to_close:
+                    if fd != err_slot:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                os.execv(path, argv)
+            except BaseException as exc:
+                try:
+                    os.write(err_slot, str(errno_of(exc) or 0).encode('ascii'))
+                finally:
+                    os._exit(127)
+            os._exit(127)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    os.close(errpipe_w)
+    try:
+        report = retry_on_eintr(os.read, errpipe_r, 64)
+    finally:
+        os.close(errpipe_r)
+    if report:
+        waitpid(pid, 0)
+        code = int(report)
+        raise OSError(code, '%s: %s' % (os.strerror(code), path))
+    return pid
+
+
+def spawn_with_fds(path, argv, fds, blocked_signals=()):
+    """Start ``argv`` (program ``path``) with stdio plus ``fds`` renumbered
+    from FIRST_CHILD_FD, and nothing else; return the pid.
+
+    ``blocked_signals`` are blocked in the child from its first instruction
+    (ignored, in the fork fallback), for helpers that must survive Ctrl-C
+    while they start.  An exec failure raises OSError here, in the parent.
+    """
+    launcher = _get_posix_spawn()
+    if launcher:
+        return launcher(path, argv, list(fds), blocked_signals)
+    return _fork_exec(path, argv, list(fds), blocked_signals)
+
+
+# -- process ids -------------------------------------------------------------
+
+def pid_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True

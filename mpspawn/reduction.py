@@ -1,0 +1,316 @@
+"""Pickling for queues, pipes and children: cPickle (protocol 2) with extra
+reducers, descriptor passing, and errors that say where an unpicklable object
+sits.
+
+2.7's cPickle has no per-pickler dispatch table.  ``ForkingPickler.register``
+reducers are applied through cPickle's ``inst_persistent_id`` hook, which is
+consulted only for objects that are not of a built-in type, so plain data
+pickles at full cPickle speed.  Bound methods, classmethods and method
+descriptors, unpicklable on 2.7, are made picklable through ``copy_reg``.
+"""
+import os
+import sys
+import types
+
+from . import context
+from . import _compat
+from ._compat import pickle, copyreg, BytesIO
+
+__all__ = ['send_handle', 'recv_handle', 'ForkingPickler', 'register', 'dump',
+           'DupFd', 'sendfds', 'recvfds', 'HAVE_SEND_HANDLE']
+
+# 2.7 builds _multiprocessing.sendfd/recvfd on every POSIX platform; the
+# precise check (which imports the C module) is done where fds are passed.
+HAVE_SEND_HANDLE = not _compat.IS_WINDOWS
+DEFAULT_PROTOCOL = _compat.PICKLE_PROTOCOL
+
+
+def _rebuild_registered(rebuild, args):
+    return rebuild(*args)
+
+
+class ForkingPickler(object):
+    """A pickler that also applies the reducers given to ``register``."""
+
+    _extra_reducers = {}
+
+    def __init__(self, file, protocol=None):
+        if _socket_reducer_pending:
+            _register_socket_reducer_once()
+        self._pickler = pickle.Pickler(file, DEFAULT_PROTOCOL if protocol is None else protocol)
+        self._pickler.inst_persistent_id = self._persistent_id
+
+    @classmethod
+    def _persistent_id(cls, obj):
+        reduce = cls._extra_reducers.get(type(obj))
+        if reduce is None:
+            return None
+        return reduce(obj)
+
+    def dump(self, obj):
+        self._pickler.dump(obj)
+
+    @classmethod
+    def register(cls, type, reduce):
+        """Pickle objects of exactly ``type`` as ``reduce(obj)`` -> (rebuild, args)."""
+        cls._extra_reducers[type] = reduce
+
+    @classmethod
+    def dumps(cls, obj, protocol=None):
+        buf = BytesIO()
+        cls(buf, protocol).dump(obj)
+        return buf.getvalue()
+
+    @staticmethod
+    def loads(data):
+        unpickler = pickle.Unpickler(BytesIO(data))
+        unpickler.persistent_load = _persistent_load
+        return unpickler.load()
+
+    @staticmethod
+    def load(file):
+        unpickler = pickle.Unpickler(file)
+        unpickler.persistent_load = _persistent_load
+        return unpickler.load()
+
+
+def _persistent_load(pid):
+    rebuild, args = pid
+    return rebuild(*args)
+
+
+register = ForkingPickler.register
+loads = ForkingPickler.loads
+load = ForkingPickler.load
+
+
+def dump(obj, file, protocol=None):
+    """Pickle ``obj`` to ``file`` with ForkingPickler."""
+    ForkingPickler(file, protocol).dump(obj)
+
+
+def dumps(obj, protocol=None):
+    return ForkingPickler.dumps(obj, protocol)
+
+
+# -- what 2.7 cannot pickle but Python 3 can ---------------------------------
+
+def _reduce_method(method):
+    owner = method.__self__
+    if owner is None:       # unbound method: a plain attribute of the class
+        owner = method.im_class
+    return getattr, (owner, method.__func__.__name__)
+
+
+def _reduce_method_descriptor(descriptor):
+    return getattr, (descriptor.__objclass__, descriptor.__name__)
+
+
+def _reduce_function(func):
+    """Functions cPickle could not find by module and name (it asks the
+    reducers only then): static methods are found in their class, as Python
+    3 finds them by qualified name; anything else gets a clear error."""
+    module = sys.modules.get(func.__module__)
+    found = _find_in_classes(vars(module) if module is not None else {}, func, 3)
+    if found is not None:
+        return getattr, found
+    raise pickle.PicklingError(
+        "Can't pickle %r: it is not reachable as %s.%s (a lambda, a nested "
+        "function or a function stored elsewhere cannot be pickled; define it "
+        "at the top level of a module)" % (func, func.__module__, func.__name__))
+
+
+def _find_in_classes(namespace, func, depth):
+    for value in list(namespace.values()):
+        if not isinstance(value, _compat.class_types):
+            continue
+        for attr, member in list(vars(value).items()):
+            if isinstance(member, staticmethod) and member.__get__(None, value) is func:
+                return (value, attr)
+        if depth > 1:
+            found = _find_in_classes(vars(value), func, depth - 1)
+            if found is not None:
+                return found
+    return None
+
+
+if _compat.PY2:
+    copyreg.pickle(types.MethodType, _reduce_method)
+    copyreg.pickle(type(list.append), _reduce_method_descriptor)
+    copyreg.pickle(type(int.__add__), _reduce_method_descriptor)
+    register(types.FunctionType, _reduce_function)
+
+
+# -- descriptors --------------------------------------------------------------
+
+def sendfds(sock, fds):
+    """Send the descriptors ``fds`` over the AF_UNIX socket ``sock``."""
+    fds = list(fds)
+    header = ('%d\n' % len(fds)).encode('ascii')
+    sock.sendall(header)
+    for fd in fds:
+        _compat.sendfd(sock.fileno(), fd)
+    if _compat.IS_DARWIN:
+        # macOS may drop descriptors still in flight when the sender closes.
+        if sock.recv(1) != b'A':
+            raise RuntimeError('did not receive acknowledgement of fds')
+
+
+def recvfds(sock, size):
+    """Receive ``size`` descriptors sent by ``sendfds`` (close-on-exec)."""
+    header = b''
+    while not header.endswith(b'\n'):
+        chunk = sock.recv(1)
+        if not chunk:
+            raise EOFError('connection closed while receiving descriptors')
+        header += chunk
+        if len(header) > 12:
+            raise RuntimeError('bad descriptor count header %r' % header)
+    count = int(header)
+    if count != size:
+        raise RuntimeError('expected %d descriptors, got %d' % (size, count))
+    fds = [_compat.recvfd(sock.fileno()) for _ in range(count)]
+    if _compat.IS_DARWIN:
+        sock.sendall(b'A')
+    return fds
+
+
+def _socket_of_connection(conn):
+    import socket
+    return socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+def send_handle(conn, handle, destination_pid):
+    """Send the descriptor ``handle`` through the unix-socket connection ``conn``."""
+    sock = _socket_of_connection(conn)
+    try:
+        sendfds(sock, [handle])
+    finally:
+        sock.close()
+
+
+def recv_handle(conn):
+    """Receive a descriptor sent with ``send_handle``."""
+    sock = _socket_of_connection(conn)
+    try:
+        return recvfds(sock, 1)[0]
+    finally:
+        sock.close()
+
+
+def DupFd(fd):
+    """An object that, unpickled in another process, gives a duplicate of
+    ``fd`` there: passed by the spawning Popen's own means, or fetched from
+    this process's resource sharer."""
+    popen = context.get_spawning_popen()
+    if popen is not None:
+        return popen.DupFd(popen.duplicate_for_child(fd))
+    if HAVE_SEND_HANDLE:
+        from . import resource_sharer
+        return resource_sharer.DupFd(fd)
+    raise ValueError('SCM_RIGHTS appears not to be available')
+
+
+# -- sockets -------------------------------------------------------------------
+
+def _reduce_socket(sock):
+    return _rebuild_socket, (DupFd(sock.fileno()), sock.family, sock.type, sock.proto)
+
+
+def _rebuild_socket(dupfd, family, type, proto):
+    import socket
+    fd = dupfd.detach()
+    try:
+        sock = socket.fromfd(fd, family, type, proto)
+    finally:
+        os.close(fd)  # fromfd duplicated it
+    return sock
+
+
+def _register_socket_reducer():
+    import socket
+    for cls in set([socket.socket, getattr(socket, '_socketobject', socket.socket)]):
+        register(cls, _reduce_socket)
+
+
+_socket_reducer_pending = True
+
+
+def _register_socket_reducer_once():
+    """Sockets can only exist once the socket module is imported, so the
+    reducer is registered then (importing socket costs ~5 ms)."""
+    global _socket_reducer_pending
+    if _socket_reducer_pending and 'socket' in sys.modules:
+        _socket_reducer_pending = False
+        _register_socket_reducer()
+
+
+# -- where is the unpicklable object? -----------------------------------------
+
+def _try_pickle(obj):
+    try:
+        ForkingPickler.dumps(obj)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _children_of(obj, path):
+    """(sub-object, path) pairs of the places pickling ``obj`` descends into."""
+    if isinstance(obj, dict):
+        for key, value in list(obj.items()):
+            yield key, '%s[%r] (key)' % (path, key)
+            yield value, '%s[%r]' % (path, key)
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield value, '%s[%d]' % (path, i)
+    elif isinstance(obj, (set, frozenset)):
+        for value in obj:
+            yield value, '%s{%r}' % (path, value)
+    else:
+        state = getattr(obj, '__dict__', None)
+        if isinstance(state, dict):
+            for key, value in list(state.items()):
+                yield value, '%s.%s' % (path, key)
+        for slot in getattr(type(obj), '__slots__', ()) or ():
+            if isinstance(slot, _compat.string_types) and hasattr(obj, slot):
+                yield getattr(obj, slot), '%s.%s' % (path, slot)
+
+
+def locate_unpicklable(obj, path, depth=0):
+    """(path, error, culprit) for the innermost object under ``obj`` that
+    cannot be pickled, the path written like ``args[0]['b']``; None if ``obj``
+    pickles."""
+    error = _try_pickle(obj)
+    if error is None:
+        return None
+    if depth < 20:
+        for child, child_path in _children_of(obj, path):
+            if child is obj:
+                continue
+            found = locate_unpicklable(child, child_path, depth + 1)
+            if found is not None:
+                return found
+    return path, error, obj
+
+
+def explain_pickling_error(error, parts):
+    """Re-raise ``error`` (raised while pickling) naming where the culprit is.
+
+    ``parts`` is a list of (name, object) that were being pickled, e.g.
+    [('target', f), ('args', args), ('kwargs', kwargs)].  The exception keeps
+    its type, so code catching PicklingError/TypeError still works.
+    """
+    for name, obj in parts:
+        found = locate_unpicklable(obj, name)
+        if found is not None:
+            where, inner, culprit = found
+            kind = type(culprit)
+            message = '%s (the unpicklable object is %s, of type %s.%s)' % (
+                inner, where, kind.__module__, kind.__name__)
+            try:
+                new = type(inner)(message)
+            except Exception:
+                new = TypeError(message)
+            _compat.reraise_with_context(new, error)
+    raise error

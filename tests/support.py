@@ -1,0 +1,189 @@
+"""Helpers shared by the tests: which implementation is under test, running
+real scripts with a real interpreter (with a deadline), and reading the
+process table, descriptors and /dev/shm for leak checks."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import mpspawn
+
+# On 2.7 the suite tests mpspawn; on Python 3 mpspawn *is* the standard library.
+IS_MPSPAWN = sys.version_info[0] == 2
+PY2 = sys.version_info[0] == 2
+
+ALL_START_METHODS = [m for m in ('fork', 'spawn', 'forkserver')
+                     if m in mpspawn.get_all_start_methods()]
+NON_FORK_METHODS = [m for m in ALL_START_METHODS if m != 'fork']
+
+# The directory holding the mpspawn package under test (installed or source).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(mpspawn.__file__)))
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# Names in /dev/shm that semaphores or shared memory of ours (or of the
+# standard library's multiprocessing) would use.
+SHM_PATTERNS = ('sem.mps-', 'sem.mp-', 'mps-', 'psm_', 'sem.mpspawn', 'mpspawn')
+
+
+def monotonic():
+    return getattr(time, 'monotonic', time.time)()
+
+
+def child_env(extra=None):
+    env = dict(os.environ)
+    path = [PACKAGE_PARENT, TESTS_DIR]
+    if env.get('PYTHONPATH'):
+        path.append(env['PYTHONPATH'])
+    env['PYTHONPATH'] = os.pathsep.join(path)
+    env.pop('MPSPAWN_START_METHOD', None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+class Result(object):
+    def __init__(self, returncode, out, err, elapsed):
+        self.returncode = returncode
+        self.out = out
+        self.err = err
+        self.elapsed = elapsed
+
+    def __repr__(self):
+        return 'Result(rc=%r)\n--- stdout ---\n%s\n--- stderr ---\n%s' % (
+            self.returncode, self.out, self.err)
+
+
+def run_python(args, cwd=None, timeout=60, env=None, python=None, stdin_data=None):
+    """Run ``python args...`` in its own session; kill the whole session if
+    it outlives ``timeout``.  Returns a Result with text output."""
+    cmd = [python or sys.executable] + list(args)
+    start = monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(env),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=os.setsid,
+                            close_fds=True)
+    import threading
+    outputs = {}
+
+    def communicate():
+        outputs['out'], outputs['err'] = proc.communicate(stdin_data)
+    reader = threading.Thread(target=communicate)
+    reader.daemon = True
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        kill_session(proc.pid)
+        reader.join(10)
+        raise AssertionError('%s did not finish within %ss\nstdout: %s\nstderr: %s' % (
+            ' '.join(cmd), timeout, outputs.get('out'), outputs.get('err')))
+    # Anything the script left running in its session is a leak: kill it.
+    kill_session(proc.pid)
+    decode = lambda b: b.decode('utf-8', 'replace') if isinstance(b, bytes) else b
+    return Result(proc.returncode, decode(outputs['out']), decode(outputs['err']),
+                  monotonic() - start)
+
+
+def kill_session(sid):
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def session_members(sid):
+    members = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except (IOError, OSError):
+            continue
+        # fields: state ppid pgrp session ...
+        if int(fields[3]) == sid and fields[0] != 'Z':
+            members.append(int(entry))
+    return members
+
+
+def write_file(path, text):
+    parent = os.path.dirname(path)
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent)
+    with open(path, 'w') as f:
+        f.write(textwrap.dedent(text).lstrip('\n'))
+    return path
+
+
+# -- leak accounting ----------------------------------------------------------
+
+def process_info(pid):
+    """(ppid, state, cmdline) of ``pid``, or None if it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            cmdline = f.read().replace(b'\0', b' ').decode('utf-8', 'replace')
+    except (IOError, OSError):
+        return None
+    return int(fields[1]), fields[0], cmdline
+
+
+def child_pids(parent=None):
+    parent = parent or os.getpid()
+    pids = set()
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            info = process_info(int(entry))
+            if info is not None and info[0] == parent:
+                pids.add(int(entry))
+    return pids
+
+
+HELPER_MARKERS = ('resource_tracker', 'forkserver', 'semaphore_tracker')
+
+
+def is_helper(pid):
+    info = process_info(pid)
+    return info is not None and any(m in info[2] for m in HELPER_MARKERS)
+
+
+def open_fds():
+    fds = {}
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            fds[int(name)] = os.readlink('/proc/self/fd/' + name)
+        except OSError:
+            pass
+    return fds
+
+
+def shm_entries():
+    try:
+        names = os.listdir('/dev/shm')
+    except OSError:
+        return set()
+    return set(n for n in names if n.startswith(SHM_PATTERNS))
+
+
+def temp_entries():
+    import tempfile
+    tmp = tempfile.gettempdir()
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return set()
+    return set(n for n in names if n.startswith(('pymp-', 'listener-', 'mps-')))
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    deadline = monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if monotonic() > deadline:
+            return False
+        time.sleep(interval)
