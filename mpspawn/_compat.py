@@ -65,6 +65,16 @@ else:
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
+if PY2:
+    import pickle as _pure_pickle
+
+    class PicklingError(pickle.PicklingError, _pure_pickle.PicklingError):
+        """Raised by mpspawn for objects it cannot pickle; caught by both
+        ``except cPickle.PicklingError`` and ``except pickle.PicklingError``
+        (two unrelated classes on 2.7)."""
+else:
+    PicklingError = pickle.PicklingError
+
 
 def queue_module():
     """``Queue`` on 2.7, ``queue`` on 3 (imported on use: it pulls in threading)."""

@@ -94,11 +94,7 @@ def _refuse_main_references(payload, prep_data):
     it: say so now rather than let the child fail to unpickle."""
     if b'__main__\n' not in payload:
         return
-    import pickletools
-    names = []
-    for opcode, arg, _ in pickletools.genops(payload):
-        if opcode.name == 'GLOBAL' and arg.split(' ', 1)[0] in ('__main__', '__mp_main__'):
-            names.append(arg.split(' ', 1)[1])
+    names = _main_globals(payload)
     if not names:
         return
     if 'init_main_from_name' in prep_data or 'init_main_from_path' in prep_data:
@@ -108,10 +104,24 @@ def _refuse_main_references(payload, prep_data):
         why = ("the main module was not run from a file (python -c, standard "
                "input or an interactive session), so a child process cannot "
                "import it")
-    raise _compat.pickle.PicklingError(
+    raise _compat.PicklingError(
         "Can't pickle %s defined in __main__ for a spawned child: %s. "
         "Define it in an importable module instead." % (
             ', '.join(repr(n) for n in sorted(set(names))), why))
+
+
+def _main_globals(payload):
+    """Names that the pickles in ``payload`` look up in __main__."""
+    import pickletools
+    names = []
+    stream = _compat.BytesIO(payload)
+    while stream.tell() < len(payload):
+        for opcode, arg, _ in pickletools.genops(stream):
+            if opcode.name == 'GLOBAL':
+                module, name = arg.split(' ', 1)
+                if module in ('__main__', '__mp_main__'):
+                    names.append(name)
+    return names
 
 
 def _write_all(fd, data):

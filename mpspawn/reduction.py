@@ -114,7 +114,7 @@ def _reduce_function(func):
     found = _find_in_classes(vars(module) if module is not None else {}, func, 3)
     if found is not None:
         return getattr, found
-    raise pickle.PicklingError(
+    raise _compat.PicklingError(
         "Can't pickle %r: it is not reachable as %s.%s (a lambda, a nested "
         "function or a function stored elsewhere cannot be pickled; define it "
         "at the top level of a module)" % (func, func.__module__, func.__name__))
@@ -308,8 +308,11 @@ def explain_pickling_error(error, parts):
             kind = type(culprit)
             message = '%s (the unpicklable object is %s, of type %s.%s)' % (
                 inner, where, kind.__module__, kind.__name__)
+            kind = type(inner)
+            if issubclass(kind, pickle.PicklingError):
+                kind = _compat.PicklingError
             try:
-                new = type(inner)(message)
+                new = kind(message)
             except Exception:
                 new = TypeError(message)
             _compat.reraise_with_context(new, error)

@@ -31,10 +31,12 @@ def monotonic():
     return getattr(time, 'monotonic', time.time)()
 
 
-def child_env(extra=None):
+def child_env(extra=None, pythonpath=None):
+    """The environment of a test's script: mpspawn and the tests importable
+    (or only ``pythonpath`` if given), no start method preset."""
     env = dict(os.environ)
-    path = [PACKAGE_PARENT, TESTS_DIR]
-    if env.get('PYTHONPATH'):
+    path = [PACKAGE_PARENT, TESTS_DIR] if pythonpath is None else list(pythonpath)
+    if env.get('PYTHONPATH') and pythonpath is None:
         path.append(env['PYTHONPATH'])
     env['PYTHONPATH'] = os.pathsep.join(path)
     env.pop('MPSPAWN_START_METHOD', None)
@@ -55,12 +57,16 @@ class Result(object):
             self.returncode, self.out, self.err)
 
 
-def run_python(args, cwd=None, timeout=60, env=None, python=None, stdin_data=None):
+def run_python(args, cwd=None, timeout=60, env=None, python=None, stdin_data=None,
+               pythonpath=None):
     """Run ``python args...`` in its own session; kill the whole session if
     it outlives ``timeout``.  Returns a Result with text output."""
     cmd = [python or sys.executable] + list(args)
     start = monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(env),
+    full_env = child_env(pythonpath=pythonpath)
+    if env:
+        full_env.update(env)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=os.setsid,
                             close_fds=True)
