@@ -18,6 +18,20 @@ __all__ = ['_main', 'freeze_support', 'set_executable', 'get_executable',
 # The package's own name, so a vendored copy (app._vendor.mpspawn) works.
 PACKAGE = __name__.rpartition('.')[0]
 
+
+def _package_root():
+    """The sys.path entry this package was imported from."""
+    path = os.path.dirname(os.path.abspath(__file__))
+    for _ in PACKAGE.split('.'):
+        path = os.path.dirname(path)
+    return path
+
+
+# Children must import this very copy before the preparation data gives them
+# the parent's sys.path: the parent may have found it through a sys.path
+# entry added at run time, and another version may be installed.
+PACKAGE_ROOT = _package_root()
+
 FORK_FLAG = '--multiprocessing-fork'
 FORKSERVER_FLAG = '--mpspawn-forkserver'
 TRACKER_FLAG = '--mpspawn-resource-tracker'
@@ -73,9 +87,13 @@ def helper_command(module, args, frozen_flag):
     exe = get_executable()
     if getattr(sys, 'frozen', False):
         return [exe, frozen_flag, repr(tuple(args))]
-    code = 'from %s.%s import main; main(%s)' % (
-        PACKAGE, module, ', '.join(repr(a) for a in args))
+    code = _bootstrap_source('from %s.%s import main; main(%s)' % (
+        PACKAGE, module, ', '.join(repr(a) for a in args)))
     return [exe] + _compat.interpreter_flags() + ['-c', code]
+
+
+def _bootstrap_source(statement):
+    return 'import sys; sys.path.insert(0, %r); %s' % (PACKAGE_ROOT, statement)
 
 
 def get_command_line(**kwds):
@@ -84,7 +102,7 @@ def get_command_line(**kwds):
         return ([get_executable(), FORK_FLAG] +
                 ['%s=%r' % item for item in sorted(kwds.items())])
     args = ', '.join('%s=%r' % item for item in sorted(kwds.items()))
-    code = 'from %s.spawn import spawn_main; spawn_main(%s)' % (PACKAGE, args)
+    code = _bootstrap_source('from %s.spawn import spawn_main; spawn_main(%s)' % (PACKAGE, args))
     return [get_executable()] + _compat.interpreter_flags() + ['-c', code, FORK_FLAG]
 
 

@@ -184,3 +184,38 @@ def test_freeze_support_dispatches_frozen_children(tmpdir):
     assert result.returncode == 0, result
     assert "GOT ('child ran', True)" in result.out, result
     assert 'EXIT 0' in result.out
+
+
+def test_children_import_the_parents_copy(tmpdir):
+    """The parent found mpspawn through a sys.path entry added at run time
+    while a different (here: broken) copy is on PYTHONPATH: spawned children
+    and helper processes must use the parent's copy."""
+    decoy = tmpdir.mkdir('decoy')
+    write_file(str(decoy.join('mpspawn', '__init__.py')),
+               'raise ImportError("the decoy copy of mpspawn was imported")\n')
+    write_file(str(tmpdir.join('runtime_path.py')), '''
+        import sys
+        sys.path.insert(0, sys.argv[2])
+        import mpspawn as multiprocessing
+
+        def work(conn):
+            conn.send('child ok')
+            conn.close()
+
+        if __name__ == '__main__':
+            ctx = multiprocessing.get_context(sys.argv[1])
+            lock = None
+            r, w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=work, args=(w,))
+            p.start()
+            w.close()
+            print(r.recv())
+            p.join()
+            print('EXIT %s' % p.exitcode)
+    ''')
+    for method in support.NON_FORK_METHODS:
+        result = run_python(['runtime_path.py', method, support.PACKAGE_PARENT],
+                            cwd=str(tmpdir), pythonpath=[str(decoy)])
+        assert result.returncode == 0, result
+        assert 'child ok' in result.out and 'EXIT 0' in result.out, result
+        assert 'decoy' not in result.err, result
