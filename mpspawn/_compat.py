@@ -804,3 +804,505 @@ def pid_exists(pid):
     except OSError as exc:
         return exc.errno == errno.EPERM
     return True
+
+
+# ---------------------------------------------------------------------------
+# threading with Python 3's API, for 2.7: lock acquisition with a timeout,
+# waits that return a boolean, Condition.wait_for, Barrier, and a queue whose
+# timed get/put do not poll.  Managers' server-side objects and mpspawn.dummy
+# are built on these.
+#
+# 2.7's thread lock cannot time out, and threading.Condition.wait(timeout)
+# sleeps in steps of up to 50 ms.  Here every blocked thread sleeps on its own
+# C SemLock (sem_wait/sem_timedwait with the GIL released; Ctrl-C is
+# honoured) and whoever makes progress possible posts it.
+# ---------------------------------------------------------------------------
+
+class BrokenBarrierError(RuntimeError):
+    """Barrier.wait() on a barrier that is broken, or was reset or aborted
+    while this thread waited (threading.BrokenBarrierError on Python 3)."""
+
+
+try:
+    from thread import error as _thread_error
+except ImportError:
+    _thread_error = RuntimeError
+
+_sleepers = thread_local()
+
+
+def _thread_sleeper():
+    """This thread's semaphore to sleep on until another thread posts it.
+
+    It is at zero whenever its thread is not waiting.  Semaphores are shared
+    memory, so a forked child makes its own instead of sharing its parent's.
+    """
+    entry = getattr(_sleepers, 'entry', None)
+    pid = os.getpid()
+    if entry is None or entry[0] != pid:
+        entry = (pid, anonymous_semaphore(SEM_SEMAPHORE, 0, SEM_VALUE_MAX))
+        _sleepers.entry = entry
+    return entry[1]
+
+
+def _post_all(guard, sleepers):
+    with guard:
+        for sleeper in sleepers:
+            sleeper.release()
+
+
+def _wait_to_acquire(try_acquire, guard, sleepers, timeout):
+    """Sleep until ``try_acquire(False)`` succeeds (True) or ``timeout``
+    seconds pass (False; None waits forever).  Whoever frees the resource
+    posts every sleeper registered in ``sleepers``."""
+    sleeper = _thread_sleeper()
+    deadline = None if timeout is None else monotonic() + timeout
+    with guard:
+        sleepers.append(sleeper)
+    try:
+        # Registered before trying, so a release after a failed try is seen.
+        while not try_acquire(False):
+            if deadline is None:
+                sleeper.acquire(True)
+            else:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return False
+                sleeper.acquire(True, remaining)
+        return True
+    finally:
+        with guard:
+            sleepers.remove(sleeper)
+        # Nobody posts it any more: absorb the posts that raced with success.
+        while sleeper.acquire(False):
+            pass
+
+
+def _lock_timeout(blocking, timeout):
+    """Validate acquire(blocking, timeout) as Python 3 does: None to wait
+    forever, else the number of seconds (0 for a non-blocking try)."""
+    if not blocking:
+        if timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        return 0
+    if timeout is None or timeout == -1:
+        return None
+    if timeout < 0:
+        raise ValueError('timeout value must be positive')
+    return timeout
+
+
+class Lock(object):
+    """threading.Lock with acquire(blocking=True, timeout=-1)."""
+
+    __slots__ = ('_lock', '_guard', '_sleepers', '__weakref__')
+
+    def __init__(self):
+        self._lock = allocate_lock()
+        self._guard = allocate_lock()
+        self._sleepers = []
+
+    def acquire(self, blocking=True, timeout=-1):
+        if timeout != -1 or not blocking:
+            timeout = _lock_timeout(blocking, timeout)
+        else:
+            timeout = None
+        if self._lock.acquire(False):
+            return True
+        if timeout == 0:
+            return False
+        return _wait_to_acquire(self._lock.acquire, self._guard, self._sleepers, timeout)
+
+    __enter__ = acquire
+
+    def release(self):
+        try:
+            self._lock.release()
+        except _thread_error:
+            raise RuntimeError('release unlocked lock')
+        if self._sleepers:
+            _post_all(self._guard, self._sleepers)
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+    def locked(self):
+        return self._lock.locked()
+
+    def __repr__(self):
+        return '<%s %s object at %#x>' % (
+            'locked' if self.locked() else 'unlocked', type(self).__name__, id(self))
+
+
+class RLock(object):
+    """threading.RLock with acquire(blocking=True, timeout=-1)."""
+
+    __slots__ = ('_block', '_owner', '_count', '__weakref__')
+
+    def __init__(self):
+        self._block = Lock()
+        self._owner = None
+        self._count = 0
+
+    def acquire(self, blocking=True, timeout=-1):
+        me = get_ident()
+        if self._owner == me:
+            self._count += 1
+            return True
+        if self._block.acquire(blocking, timeout):
+            self._owner = me
+            self._count = 1
+            return True
+        return False
+
+    __enter__ = acquire
+
+    def release(self):
+        if self._owner != get_ident():
+            raise RuntimeError('cannot release un-acquired lock')
+        self._count -= 1
+        if not self._count:
+            self._owner = None
+            self._block.release()
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+    # What Condition uses to let go of a recursively held lock while waiting.
+    def _is_owned(self):
+        return self._owner == get_ident()
+
+    def _release_save(self):
+        if not self._is_owned():
+            raise RuntimeError('cannot release un-acquired lock')
+        state = (self._count, self._owner)
+        self._count = 0
+        self._owner = None
+        self._block.release()
+        return state
+
+    def _acquire_restore(self, state):
+        self._block.acquire()
+        self._count, self._owner = state
+
+    def __repr__(self):
+        return '<%s %s object owner=%r count=%d at %#x>' % (
+            'locked' if self._owner is not None else 'unlocked',
+            type(self).__name__, self._owner or 0, self._count, id(self))
+
+
+class Condition(object):
+    """threading.Condition whose wait() returns whether it was notified,
+    with wait_for(); works with any lock (also a manager's lock proxy)."""
+
+    def __init__(self, lock=None):
+        if lock is None:
+            lock = RLock()
+        self._lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+        for name in ('_is_owned', '_release_save', '_acquire_restore'):
+            method = getattr(lock, name, None)
+            if method is not None:
+                setattr(self, name, method)
+        self._waiters = []
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc_info):
+        return self._lock.__exit__(*exc_info)
+
+    def __repr__(self):
+        return '<Condition(%r, %d)>' % (self._lock, len(self._waiters))
+
+    def _release_save(self):
+        self._lock.release()
+
+    def _acquire_restore(self, state):
+        self._lock.acquire()
+
+    def _is_owned(self):
+        locked = getattr(self._lock, 'locked', None)
+        if locked is not None:
+            return locked()
+        if self._lock.acquire(False):
+            self._lock.release()
+            return False
+        return True
+
+    def wait(self, timeout=None):
+        if not self._is_owned():
+            raise RuntimeError('cannot wait on un-acquired lock')
+        sleeper = _thread_sleeper()
+        self._waiters.append(sleeper)
+        saved = self._release_save()
+        notified = False
+        try:
+            if timeout is None:
+                notified = sleeper.acquire(True)
+            elif timeout > 0:
+                notified = sleeper.acquire(True, timeout)
+            else:
+                notified = sleeper.acquire(False)
+        finally:
+            self._acquire_restore(saved)
+            if not notified:
+                try:
+                    self._waiters.remove(sleeper)
+                except ValueError:
+                    # notify() chose this waiter after the timeout (it runs
+                    # under the lock, so its post is done): absorb it.
+                    sleeper.acquire(False)
+                    notified = True
+        return notified
+
+    def wait_for(self, predicate, timeout=None):
+        result = predicate()
+        deadline = None
+        while not result:
+            if timeout is None:
+                self.wait()
+            else:
+                if deadline is None:
+                    deadline = monotonic() + timeout
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    break
+                self.wait(remaining)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        if not self._is_owned():
+            raise RuntimeError('cannot notify on un-acquired lock')
+        waiters = self._waiters
+        chosen = waiters[:n]
+        del waiters[:n]
+        for sleeper in chosen:
+            sleeper.release()
+
+    def notify_all(self):
+        self.notify(len(self._waiters))
+
+    notifyAll = notify_all
+
+
+class Semaphore(object):
+    """threading.Semaphore with acquire(blocking, timeout) and release(n)."""
+
+    def __init__(self, value=1):
+        if value < 0:
+            raise ValueError('semaphore initial value must be >= 0')
+        self._cond = Condition(Lock())
+        self._value = value
+
+    def _has_value(self):
+        return self._value > 0
+
+    def acquire(self, blocking=True, timeout=None):
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        with self._cond:
+            if not self._value:
+                if not blocking or not self._cond.wait_for(self._has_value, timeout):
+                    return False
+            self._value -= 1
+            return True
+
+    __enter__ = acquire
+
+    def release(self, n=1):
+        if n < 1:
+            raise ValueError('n must be one or more')
+        with self._cond:
+            self._value += n
+            self._cond.notify(n)
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+    def __repr__(self):
+        return '<%s at %#x: value=%d>' % (type(self).__name__, id(self), self._value)
+
+
+class BoundedSemaphore(Semaphore):
+    """A Semaphore that may not be released above its initial value."""
+
+    def __init__(self, value=1):
+        Semaphore.__init__(self, value)
+        self._initial_value = value
+
+    def release(self, n=1):
+        if n < 1:
+            raise ValueError('n must be one or more')
+        with self._cond:
+            if self._value + n > self._initial_value:
+                raise ValueError('Semaphore released too many times')
+            self._value += n
+            self._cond.notify(n)
+
+    def __repr__(self):
+        return '<%s at %#x: value=%d/%d>' % (
+            type(self).__name__, id(self), self._value, self._initial_value)
+
+
+class Event(object):
+    """threading.Event whose wait() returns whether the flag was set."""
+
+    def __init__(self):
+        self._cond = Condition(Lock())
+        self._flag = False
+
+    def is_set(self):
+        return self._flag
+
+    isSet = is_set
+
+    def set(self):
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
+
+    def clear(self):
+        with self._cond:
+            self._flag = False
+
+    def wait(self, timeout=None):
+        with self._cond:
+            if self._flag:
+                return True
+            return self._cond.wait(timeout)
+
+    def __repr__(self):
+        return '<%s at %#x: %s>' % (type(self).__name__, id(self),
+                                    'set' if self._flag else 'unset')
+
+
+class Barrier(object):
+    """threading.Barrier: ``parties`` threads meet at wait(); the last to
+    arrive runs ``action`` and releases them all.  Reusable."""
+
+    # A cycle fills with waiters, then drains as they leave; reset() and
+    # abort() interrupt it.
+    _FILLING, _DRAINING, _RESETTING, _BROKEN = 'filling', 'draining', 'resetting', 'broken'
+
+    def __init__(self, parties, action=None, timeout=None):
+        if parties < 1:
+            raise ValueError('parties must be > 0')
+        self._cond = Condition(Lock())
+        self._parties = parties
+        self._action = action
+        self._timeout = timeout
+        self._state = self._FILLING
+        self._count = 0
+
+    def _cycle_open(self):
+        return self._state not in (self._DRAINING, self._RESETTING)
+
+    def _cycle_over(self):
+        return self._state != self._FILLING
+
+    def wait(self, timeout=None):
+        """Wait for the others; return this thread's arrival index
+        (0 .. parties-1).  BrokenBarrierError if the barrier breaks."""
+        if timeout is None:
+            timeout = self._timeout
+        with self._cond:
+            # Threads of the previous cycle may still be leaving.
+            self._cond.wait_for(self._cycle_open)
+            if self._state == self._BROKEN:
+                raise BrokenBarrierError()
+            index = self._count
+            self._count += 1
+            try:
+                if self._count == self._parties:
+                    self._trip()
+                else:
+                    if not self._cond.wait_for(self._cycle_over, timeout):
+                        self._break()
+                    if self._state != self._DRAINING:
+                        raise BrokenBarrierError()
+                return index
+            finally:
+                self._count -= 1
+                if not self._count and self._state in (self._DRAINING, self._RESETTING):
+                    self._state = self._FILLING
+                    self._cond.notify_all()
+
+    def _trip(self):
+        try:
+            if self._action is not None:
+                self._action()
+        except BaseException:
+            self._break()
+            raise
+        self._state = self._DRAINING
+        self._cond.notify_all()
+
+    def _break(self):
+        self._state = self._BROKEN
+        self._cond.notify_all()
+
+    def reset(self):
+        """Return to the empty state; current waiters get BrokenBarrierError."""
+        with self._cond:
+            if self._count:
+                if self._state in (self._FILLING, self._BROKEN):
+                    self._state = self._RESETTING
+            else:
+                self._state = self._FILLING
+            self._cond.notify_all()
+
+    def abort(self):
+        """Break the barrier: current and future waits raise BrokenBarrierError."""
+        with self._cond:
+            self._break()
+
+    @property
+    def parties(self):
+        return self._parties
+
+    @property
+    def n_waiting(self):
+        return self._count if self._state == self._FILLING else 0
+
+    @property
+    def broken(self):
+        return self._state == self._BROKEN
+
+    def __repr__(self):
+        if self.broken:
+            return '<%s at %#x: broken>' % (type(self).__name__, id(self))
+        return '<%s at %#x: waiters=%d/%d>' % (
+            type(self).__name__, id(self), self.n_waiting, self._parties)
+
+
+_thread_queue_class = None
+
+
+def thread_queue_class():
+    """queue.Queue whose get/put with a timeout sleep on the Condition above
+    (2.7's poll in steps of up to 50 ms).  Built on first use: the queue
+    module imports threading."""
+    global _thread_queue_class
+    if _thread_queue_class is None:
+        base = queue_module().Queue
+
+        class Queue(base, object):
+            __doc__ = base.__doc__
+
+            def __init__(self, maxsize=0):
+                base.__init__(self, maxsize)
+                self.mutex = allocate_lock()
+                self.not_empty = Condition(self.mutex)
+                self.not_full = Condition(self.mutex)
+                self.all_tasks_done = Condition(self.mutex)
+
+        _thread_queue_class = Queue
+    return _thread_queue_class
+
+
+def make_thread_queue(maxsize=0):
+    """A new queue of thread_queue_class() (picklable by name, for registries)."""
+    return thread_queue_class()(maxsize)
