@@ -178,3 +178,15 @@ def ignore_sigterm_then_sleep(conn):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn.send('ready')
     time.sleep(30)
+
+
+def try_start_grandchild(conn):
+    """Report what happens when this (daemonic) child starts a child."""
+    try:
+        p = mpspawn.Process(target=noop)
+        p.start()
+        p.join()
+        conn.send('started')
+    except AssertionError as exc:
+        conn.send('refused: %s' % exc)
+    conn.close()

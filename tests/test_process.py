@@ -320,3 +320,53 @@ def test_many_children_at_once(ctx):
     for i, p in enumerate(procs):
         p.join()
         assert p.exitcode == i
+
+
+def test_daemonic_process_cannot_have_children(ctx):
+    r, w = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=targets.try_start_grandchild, args=(w,), daemon=True)
+    p.start()
+    w.close()
+    assert r.recv() == 'refused: daemonic processes are not allowed to have children'
+    p.join()
+    r.close()
+
+
+EXIT_SCRIPT = '''
+import os
+import sys
+import time
+import mpspawn as multiprocessing
+
+def sleeper(path):
+    with open(path, 'w') as f:
+        f.write(str(os.getpid()))
+    time.sleep(%(sleep)s)
+
+if __name__ == '__main__':
+    ctx = multiprocessing.get_context(sys.argv[1])
+    p = ctx.Process(target=sleeper, args=(sys.argv[2],), daemon=%(daemon)s)
+    p.start()
+    while not os.path.exists(sys.argv[2]) or not open(sys.argv[2]).read():
+        time.sleep(0.01)
+    print('PARENT EXITING')
+'''
+
+
+def test_exit_terminates_daemonic_children(tmpdir, start_method):
+    support.write_file(str(tmpdir.join('daemon_exit.py')), EXIT_SCRIPT % {'sleep': 60, 'daemon': True})
+    pidfile = str(tmpdir.join('pid'))
+    result = support.run_python(['daemon_exit.py', start_method, pidfile], cwd=str(tmpdir))
+    assert result.returncode == 0, result
+    child = int(open(pidfile).read())
+    assert support.wait_until(lambda: support.process_info(child) is None, timeout=5)
+
+
+def test_exit_joins_non_daemonic_children(tmpdir, start_method):
+    support.write_file(str(tmpdir.join('join_exit.py')), EXIT_SCRIPT % {'sleep': 0.5, 'daemon': False})
+    pidfile = str(tmpdir.join('pid'))
+    result = support.run_python(['join_exit.py', start_method, pidfile], cwd=str(tmpdir))
+    assert result.returncode == 0, result
+    assert result.elapsed >= 0.5
+    child = int(open(pidfile).read())
+    assert support.process_info(child) is None
