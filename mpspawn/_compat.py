@@ -76,6 +76,11 @@ else:
     PicklingError = pickle.PicklingError
 
 
+def native_ascii(data):
+    """ASCII bytes as the native str type (bytes on 2.7, text on 3)."""
+    return data if PY2 else data.decode('ascii')
+
+
 def queue_module():
     """``Queue`` on 2.7, ``queue`` on 3 (imported on use: it pulls in threading)."""
     return __import__('Queue' if PY2 else 'queue')
@@ -386,6 +391,16 @@ def byte_view(obj):
     return view, len(view)
 
 
+def writable_view(mapping, size):
+    """A writable memoryview of an mmap.  2.7's mmap has only the old buffer
+    interface, so the view goes through a ctypes array over the mapping
+    (which also keeps the mapping alive while the view lives)."""
+    if PY2:
+        import ctypes
+        return memoryview((ctypes.c_ubyte * size).from_buffer(mapping))
+    return memoryview(mapping)
+
+
 def writable_size(obj):
     """The size in bytes of the writable buffer ``obj``."""
     if PY2 and hasattr(obj, 'buffer_info'):      # array.array
@@ -464,6 +479,43 @@ def main_module_name(module):
     if isinstance(name, string_types) and name:
         return name
     return None
+
+
+# -- helper threads -------------------------------------------------------------
+
+_sigmask_func = None
+
+
+def block_signals_in_thread():
+    """Block every signal in the calling (helper) thread.
+
+    Python runs signal handlers in the main thread only; a process signal
+    (Ctrl-C) that the kernel hands to a helper thread blocked in C would
+    leave the main thread asleep.  2.7 has no pthread_sigmask: ctypes.
+    """
+    global _sigmask_func
+    if not PY2:
+        import signal
+        if hasattr(signal, 'pthread_sigmask'):
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        return
+    if _sigmask_func is None:
+        _sigmask_func = False
+        try:
+            import ctypes
+            lib = libc()
+            func = lib.pthread_sigmask
+            fill = lib.sigfillset
+            func.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+            fill.argtypes = [ctypes.c_void_p]
+            full = ctypes.create_string_buffer(256)  # >= sizeof(sigset_t)
+            fill(full)
+            sig_setmask = 3 if IS_DARWIN else 2
+            _sigmask_func = lambda: func(sig_setmask, full, None)
+        except (AttributeError, OSError, ImportError):
+            pass
+    if _sigmask_func:
+        _sigmask_func()
 
 
 # -- fork hooks ---------------------------------------------------------------
@@ -608,15 +660,32 @@ def anonymous_semaphore(kind, value, maxvalue):
     return c_multiprocessing().SemLock(kind, value, maxvalue)
 
 
-def shm_unlink(name):
-    """Remove the POSIX shared-memory object ``name``."""
-    lib = libc()
+def _shm_function(name):
+    """shm_open/shm_unlink: in the C library since glibc 2.34, librt before."""
     try:
-        func = lib.shm_unlink
+        return getattr(libc(), name)
     except AttributeError:
         import ctypes
-        func = ctypes.CDLL('librt.so.1', use_errno=True).shm_unlink
-    if func(_cname(name)) != 0:
+        return getattr(ctypes.CDLL('librt.so.1', use_errno=True), name)
+
+
+def shm_open(name, flags, mode=0o600):
+    """Open the POSIX shared-memory object ``name``; a close-on-exec fd."""
+    import ctypes
+    func = _shm_function('shm_open')
+    func.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint]
+    fd = func(_cname(name), flags | getattr(os, 'O_CLOEXEC', 0o2000000 if not IS_DARWIN else 0),
+              mode)
+    if fd < 0:
+        raise _ctypes_oserror('shm_open(%r)' % (name,))
+    if IS_DARWIN:
+        set_cloexec(fd)
+    return fd
+
+
+def shm_unlink(name):
+    """Remove the POSIX shared-memory object ``name``."""
+    if _shm_function('shm_unlink')(_cname(name)) != 0:
         raise _ctypes_oserror('shm_unlink(%r)' % (name,))
 
 
@@ -641,6 +710,88 @@ class _PosixSpawn(object):
     POSIX_SPAWN_CLOEXEC_DEFAULT = 0x4000  # Darwin only
 
     def __init__(self):
+# -- files that back shared memory (heap arenas) -----------------------------
+
+# 2.7's os module has no O_CLOEXEC; these are the Linux and macOS values.
+O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0o2000000 if sys.platform.startswith('linux')
+                    else 0x1000000 if IS_DARWIN else 0)
+
+_fallocate = None
+
+
+def _get_fallocate():
+    """posix_fallocate(fd, offset, length) -> error number, or None."""
+    global _fallocate
+    if _fallocate is None:
+        _fallocate = False
+        if hasattr(os, 'posix_fallocate'):
+            def call(fd, offset, length):
+                try:
+                    os.posix_fallocate(fd, offset, length)
+                except OSError as exc:
+                    return exc.errno
+                return 0
+            _fallocate = call
+        elif not IS_DARWIN:
+            import ctypes
+            lib = libc()
+            for name in ('posix_fallocate64', 'posix_fallocate'):
+                func = getattr(lib, name, None)
+                if func is not None:
+                    off_t = ctypes.c_int64 if name.endswith('64') else ctypes.c_long
+                    func.argtypes = [ctypes.c_int, off_t, off_t]
+                    func.restype = ctypes.c_int
+                    _fallocate = func
+                    break
+    return _fallocate or None
+
+
+def allocate_file(fd, size):
+    """Make the file ``fd`` ``size`` bytes long with its storage reserved.
+
+    A memory map of a sparse file faults with SIGBUS when the file system
+    (a small /dev/shm) cannot supply a page on first touch.  Reserving the
+    pages now turns that into OSError(ENOSPC) here.  posix_fallocate where
+    the C library has it (tmpfs supports it); otherwise, or if the file
+    system refuses it, zeros are written.
+    """
+    fallocate = _get_fallocate()
+    if fallocate is not None and size > 0:
+        code = fallocate(fd, 0, size)
+        if code == 0:
+            os.ftruncate(fd, size)
+            return
+        if code not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code))
+    chunk = b'\0' * min(size, 1 << 20)
+    os.lseek(fd, 0, os.SEEK_SET)
+    done = 0
+    while done < size:
+        done += retry_on_eintr(os.write, fd, chunk[:size - done])
+    os.ftruncate(fd, size)
+
+
+def map_shared_file(fd, size):
+    """A shared read-write mmap of ``size`` bytes of the file ``fd``.
+
+    2.7's mmap keeps its own dup() of ``fd``, which is inheritable: it is
+    found (the lowest free number, checked by inode) and made close-on-exec.
+    """
+    import mmap
+    if not PY2:
+        return mmap.mmap(fd, size)
+    probe = os.dup(fd)
+    os.close(probe)
+    buf = mmap.mmap(fd, size)
+    try:
+        mine, theirs = os.fstat(fd), os.fstat(probe)
+        if (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino):
+            set_cloexec(probe)
+    except OSError:
+        pass
+    return buf
+
+
         import ctypes
         lib = libc()
         self.ctypes = ctypes
