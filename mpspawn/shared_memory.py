@@ -11,7 +11,6 @@ Blocks created (or attached) with ``track=True`` are registered with the
 resource tracker, which unlinks them if every process forgets to.
 """
 import errno
-import mmap
 import os
 import struct
 
@@ -73,7 +72,7 @@ class SharedMemory(object):
             size = os.fstat(self._fd).st_size
             if size == 0:
                 raise ValueError('cannot map an empty shared memory block %r' % self.name)
-            self._mmap = mmap.mmap(self._fd, size)
+            self._mmap = _compat.map_shared_file(self._fd, size)
         except BaseException:
             os.close(self._fd)
             self._fd = -1
