@@ -241,7 +241,10 @@ class SpawnProcess(process.BaseProcess):
 
     @staticmethod
     def _Popen(process_obj):
-        from .popen_spawn_posix import Popen
+        if _compat.IS_WINDOWS:
+            from .popen_spawn_win32 import Popen
+        else:
+            from .popen_spawn_posix import Popen
         return Popen(process_obj)
 
     @staticmethod
