@@ -579,6 +579,21 @@ def recvfd(sock_fd):
 
 
 # -- named POSIX semaphores -------------------------------------------------
+#
+# How the semaphore paths differ on macOS (written for it, testable only there):
+# - sem_open is variadic, and Apple arm64 passes variadic arguments on the
+#   stack: _SemApi.create pads the argument registers (see below).
+# - There is no sem_timedwait.  2.7's C SemLock then emulates a timed
+#   acquire by polling sem_trywait with short sleeps (its own
+#   sem_timedwait_save), still in C and still checking for signals, so
+#   acquire(timeout=...) works, with a coarser wake-up.
+# - sem_getvalue is broken (always fails).  2.7's C SemLock is built with
+#   HAVE_BROKEN_SEM_GETVALUE there: _get_value() raises NotImplementedError,
+#   so Semaphore.get_value() and Queue.qsize() raise NotImplementedError as
+#   in Python 3, and the over-release check of a Lock (maxvalue 1) uses
+#   sem_trywait instead; a BoundedSemaphore above 1 is not checked (as in
+#   Python 3 on macOS).
+# - Names are limited to 31 characters (PSEMNAMLEN): ours are 21.
 
 SEM_RECURSIVE_MUTEX = 0
 SEM_SEMAPHORE = 1
@@ -690,26 +705,11 @@ def shm_unlink(name):
 
 
 SEM_VALUE_MAX = 2 ** 31 - 1
-# macOS has no sem_timedwait (2.7's C lock polls) and sem_getvalue is broken.
+# macOS has no sem_timedwait (2.7's C lock polls) and sem_getvalue is broken
+# (see "named POSIX semaphores" above).
 HAVE_BROKEN_SEM_GETVALUE = IS_DARWIN
 
 
-# -- starting a program with only chosen descriptors ------------------------
-
-class _PosixSpawn(object):
-    """posix_spawn() through ctypes: no Python code runs in the child at all.
-
-    The child gets ``fds`` renumbered to FIRST_CHILD_FD, FIRST_CHILD_FD+1, ...
-    and nothing else besides 0, 1 and 2; its signal mask is emptied.
-    """
-    # Opaque glibc/Darwin structures; generous sizes (80 and 336 bytes on glibc).
-    FILE_ACTIONS_SIZE = 512
-    ATTR_SIZE = 1024
-    SIGSET_SIZE = 256
-    POSIX_SPAWN_SETSIGMASK = 0x08
-    POSIX_SPAWN_CLOEXEC_DEFAULT = 0x4000  # Darwin only
-
-    def __init__(self):
 # -- files that back shared memory (heap arenas) -----------------------------
 
 # 2.7's os module has no O_CLOEXEC; these are the Linux and macOS values.
@@ -792,6 +792,22 @@ def map_shared_file(fd, size):
     return buf
 
 
+# -- starting a program with only chosen descriptors ------------------------
+
+class _PosixSpawn(object):
+    """posix_spawn() through ctypes: no Python code runs in the child at all.
+
+    The child gets ``fds`` renumbered to FIRST_CHILD_FD, FIRST_CHILD_FD+1, ...
+    and nothing else besides 0, 1 and 2; its signal mask is emptied.
+    """
+    # Opaque glibc/Darwin structures; generous sizes (80 and 336 bytes on glibc).
+    FILE_ACTIONS_SIZE = 512
+    ATTR_SIZE = 1024
+    SIGSET_SIZE = 256
+    POSIX_SPAWN_SETSIGMASK = 0x08
+    POSIX_SPAWN_CLOEXEC_DEFAULT = 0x4000  # Darwin only
+
+    def __init__(self):
         import ctypes
         lib = libc()
         self.ctypes = ctypes

@@ -384,3 +384,12 @@ def assert_spawning(obj):
         raise RuntimeError(
             '%s objects should only be shared between processes'
             ' through inheritance' % type(obj).__name__)
+
+
+def keep_alive_for_child(obj):
+    """Hold ``obj`` for as long as the Popen of the child being spawned
+    lives, so that the parent cannot release it (unlink a semaphore, free a
+    heap block) while that child may still be attaching to it."""
+    popen = get_spawning_popen()
+    if popen is not None:
+        popen.__dict__.setdefault('_kept_for_child', []).append(obj)

@@ -37,6 +37,8 @@ class ForkingPickler(object):
     def __init__(self, file, protocol=None):
         if _socket_reducer_pending:
             _register_socket_reducer_once()
+        if _foreign_types_pending and 'multiprocessing' in sys.modules:
+            _register_foreign_reducers()
         self._pickler = pickle.Pickler(file, DEFAULT_PROTOCOL if protocol is None else protocol)
         self._pickler.inst_persistent_id = self._persistent_id
 
@@ -245,6 +247,45 @@ def _register_socket_reducer_once():
         _register_socket_reducer()
 
 
+# -- objects of 2.7's own multiprocessing package ----------------------------
+
+# Their own refusal ("... should only be shared between processes through
+# inheritance") does not say what to do instead.  Registered once each module
+# is imported, so a program that never imports 2.7's package pays nothing.
+_FOREIGN_TYPES = {
+    'multiprocessing.synchronize': ('Lock', 'RLock', 'Semaphore', 'BoundedSemaphore',
+                                    'Condition', 'Event'),
+    'multiprocessing.queues': ('Queue', 'JoinableQueue', 'SimpleQueue'),
+    'multiprocessing.sharedctypes': ('Synchronized', 'SynchronizedArray',
+                                     'SynchronizedString'),
+    '_multiprocessing': ('Connection',),
+}
+_MPSPAWN_EQUIVALENT = {'Synchronized': 'Value', 'SynchronizedArray': 'Array',
+                       'SynchronizedString': 'Array', 'Connection': 'Pipe'}
+_foreign_types_pending = dict(_FOREIGN_TYPES) if _compat.PY2 else {}
+
+
+def _register_foreign_reducers():
+    for module_name in list(_foreign_types_pending):
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        for name in _foreign_types_pending.pop(module_name):
+            cls = getattr(module, name, None)
+            if isinstance(cls, type):
+                register(cls, _refuse_foreign_object)
+
+
+def _refuse_foreign_object(obj):
+    kind = type(obj)
+    factory = _MPSPAWN_EQUIVALENT.get(kind.__name__, kind.__name__)
+    raise TypeError(
+        "%s.%s is an object of Python 2.7's own multiprocessing package; processes "
+        "started by mpspawn cannot use it. Create it from mpspawn instead "
+        "(mpspawn.%s(), or %s() of the context that starts the process)"
+        % (kind.__module__, kind.__name__, factory, factory))
+
+
 # -- where is the unpicklable object? -----------------------------------------
 
 def _try_pickle(obj):
@@ -267,7 +308,7 @@ def _children_of(obj, path):
     elif isinstance(obj, (set, frozenset)):
         for value in obj:
             yield value, '%s{%r}' % (path, value)
-    else:
+    elif _pickles_its_attributes(obj):
         state = getattr(obj, '__dict__', None)
         if isinstance(state, dict):
             for key, value in list(state.items()):
@@ -275,6 +316,21 @@ def _children_of(obj, path):
         for slot in getattr(type(obj), '__slots__', ()) or ():
             if isinstance(slot, _compat.string_types) and hasattr(obj, slot):
                 yield getattr(obj, slot), '%s.%s' % (path, slot)
+
+
+_CUSTOM_PICKLING = ('__reduce__', '__reduce_ex__', '__getstate__', '__getinitargs__')
+
+
+def _pickles_its_attributes(obj):
+    """Whether pickling ``obj`` pickles its attributes as they are.  An object
+    with its own reduction (a lock that refuses, or pickles only a name) is
+    itself the culprit, not some attribute it never pickles."""
+    if type(obj) in ForkingPickler._extra_reducers:
+        return False
+    mro = getattr(getattr(obj, '__class__', None), '__mro__', None)
+    if mro is None:         # an instance of a 2.7 old-style class
+        return not any(hasattr(obj, name) for name in _CUSTOM_PICKLING[2:])
+    return not any(name in vars(klass) for klass in mro[:-1] for name in _CUSTOM_PICKLING)
 
 
 def locate_unpicklable(obj, path, depth=0):

@@ -60,6 +60,11 @@ def warm_helpers():
         p = ctx.Process(target=os.getpid)
         p.start()
         p.join()
+        # The first named semaphore starts the resource tracker.
+        ctx.Lock()
+    # The shared-memory heap keeps its first (small) arena and descriptor.
+    import mpspawn.heap
+    mpspawn.heap.BufferWrapper(1)
     gc.collect()
     yield
 
