@@ -62,9 +62,10 @@ def warm_helpers():
         p.join()
         # The first named semaphore starts the resource tracker.
         ctx.Lock()
-    # The shared-memory heap keeps its first (small) arena and descriptor.
+    # The shared-memory heap keeps its arenas below 4 MB (and their
+    # descriptors): make a 64 KiB one that later small blocks fit in.
     import mpspawn.heap
-    mpspawn.heap.BufferWrapper(1)
+    mpspawn.heap.BufferWrapper(1 << 16)
     gc.collect()
     yield
 

@@ -154,3 +154,8 @@ def write_bytes(wrapper, data):
 
 def read_bytes(wrapper, size, conn):
     report(conn, wrapper.create_memoryview()[:size].tobytes())
+
+
+def sleep_then_read(wrapper, size, conn, seconds):
+    time.sleep(seconds)
+    read_bytes(wrapper, size, conn)
