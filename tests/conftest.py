@@ -15,6 +15,10 @@ import pytest
 import mpspawn
 import support
 
+# A private temp directory for the whole session (children inherit TMPDIR):
+# the leak check then sees only this run's temp files.
+support.use_private_tempdir()
+
 
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason='behaviour beyond Python 3: tested on mpspawn only')

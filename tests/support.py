@@ -175,6 +175,24 @@ def shm_entries():
     return set(n for n in names if n.startswith(SHM_PATTERNS))
 
 
+_PRIVATE_TEMPDIR = None
+
+
+def use_private_tempdir():
+    """Point tempfile (and, through TMPDIR, every child) at a fresh directory,
+    removed at exit if empty of our entries."""
+    global _PRIVATE_TEMPDIR
+    import atexit
+    import shutil
+    import tempfile
+    if _PRIVATE_TEMPDIR is None:
+        _PRIVATE_TEMPDIR = tempfile.mkdtemp(prefix='mpspawn-tests-')
+        os.environ['TMPDIR'] = _PRIVATE_TEMPDIR
+        tempfile.tempdir = _PRIVATE_TEMPDIR
+        atexit.register(shutil.rmtree, _PRIVATE_TEMPDIR, True)
+    return _PRIVATE_TEMPDIR
+
+
 def temp_entries():
     import tempfile
     tmp = tempfile.gettempdir()
