@@ -9,7 +9,7 @@ managers and child memory for several *systems* (an interpreter, an
 implementation and a start method), side by side on one machine, and
 prints medians, spreads and ratios against a reference system.  See
 bench/README.rst for what each measurement means and how to read the
-tables; the measurements themselves are in bench/worker.py.
+tables; the measurements themselves are in bench/measures.py.
 
 Every (round, measurement group, system) runs in a fresh worker process
 of that system's interpreter; the systems take turns within every group
@@ -37,7 +37,7 @@ REPO = os.path.dirname(BENCH_DIR)
 WORKER = os.path.join(BENCH_DIR, 'worker.py')
 
 sys.path.insert(0, BENCH_DIR)
-import worker as catalogue  # noqa: E402  (the measurement catalogue)
+import measures as catalogue  # noqa: E402  (the measurement catalogue)
 
 # name: (interpreter, implementation, start method)
 SYSTEMS = [
