@@ -179,6 +179,10 @@ class Semaphore(SemLock):
     def get_value(self):
         """The current count (NotImplementedError on macOS, whose
         sem_getvalue does not work, as in Python 3)."""
+        if _compat.HAVE_BROKEN_SEM_GETVALUE:
+            # 2.7's C SemLock raises it too when built there; say it plainly
+            # whatever the build.
+            raise NotImplementedError('sem_getvalue() does not work on this platform')
         return self._semlock._get_value()
 
     def _value_for_repr(self):
