@@ -65,15 +65,33 @@ else:
 
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
-if PY2:
-    import pickle as _pure_pickle
+_pickling_error_class = None
 
-    class PicklingError(pickle.PicklingError, _pure_pickle.PicklingError):
-        """Raised by mpspawn for objects it cannot pickle; caught by both
-        ``except cPickle.PicklingError`` and ``except pickle.PicklingError``
-        (two unrelated classes on 2.7)."""
-else:
-    PicklingError = pickle.PicklingError
+
+def pickling_error_class():
+    """The PicklingError mpspawn raises.  On 2.7 it derives from both
+    cPickle's and pickle's PicklingError (two unrelated classes there), so
+    either ``except`` clause catches it; made on first use because importing
+    the pure-Python pickle module costs every spawned child ~2 ms."""
+    global _pickling_error_class
+    if _pickling_error_class is None:
+        if PY2:
+            import pickle as pure_pickle
+            _pickling_error_class = type('PicklingError', (pickle.PicklingError,
+                                                           pure_pickle.PicklingError),
+                                         {'__module__': __name__})
+        else:
+            _pickling_error_class = pickle.PicklingError
+    return _pickling_error_class
+
+
+def bytecode_magic():
+    """The magic number of this interpreter's bytecode files."""
+    if PY2:
+        import imp
+        return imp.get_magic()
+    import importlib.util
+    return importlib.util.MAGIC_NUMBER
 
 
 def native_ascii(data):

@@ -104,7 +104,7 @@ def _refuse_main_references(payload, prep_data):
         why = ("the main module was not run from a file (python -c, standard "
                "input or an interactive session), so a child process cannot "
                "import it")
-    raise _compat.PicklingError(
+    raise _compat.pickling_error_class()(
         "Can't pickle %s defined in __main__ for a spawned child: %s. "
         "Define it in an importable module instead." % (
             ', '.join(repr(n) for n in sorted(set(names))), why))

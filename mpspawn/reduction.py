@@ -116,7 +116,7 @@ def _reduce_function(func):
     found = _find_in_classes(vars(module) if module is not None else {}, func, 3)
     if found is not None:
         return getattr, found
-    raise _compat.PicklingError(
+    raise _compat.pickling_error_class()(
         "Can't pickle %r: it is not reachable as %s.%s (a lambda, a nested "
         "function or a function stored elsewhere cannot be pickled; define it "
         "at the top level of a module)" % (func, func.__module__, func.__name__))
@@ -366,7 +366,7 @@ def explain_pickling_error(error, parts):
                 inner, where, kind.__module__, kind.__name__)
             kind = type(inner)
             if issubclass(kind, pickle.PicklingError):
-                kind = _compat.PicklingError
+                kind = _compat.pickling_error_class()
             try:
                 new = kind(message)
             except Exception:

@@ -202,7 +202,34 @@ def main_module_data():
         return {}
     if not os.path.isabs(path) and process.ORIGINAL_DIR is not None:
         path = os.path.join(process.ORIGINAL_DIR, path)
-    return {'init_main_from_path': os.path.normpath(path)}
+    path = os.path.normpath(path)
+    data = {'init_main_from_path': path}
+    if _module_stem(path) != '__main__':
+        compiled = _compiled_main(path)
+        if compiled is not None:
+            data['init_main_code'] = compiled
+    return data
+
+
+# path -> ((mtime, size), (bytecode magic, marshalled code)); a script has
+# no .pyc, so without this every spawned child compiles it again.
+_compiled_mains = {}
+
+
+def _compiled_main(path):
+    """The main script's code, compiled once per version of the file, as
+    (bytecode magic, marshal data) for children to load instead of compiling."""
+    import marshal
+    try:
+        st = os.stat(path)
+        version = (st.st_mtime, st.st_size)
+        cached = _compiled_mains.get(path)
+        if cached is None or cached[0] != version:
+            cached = (version, (_compat.bytecode_magic(), marshal.dumps(_read_code(path))))
+            _compiled_mains[path] = cached
+    except Exception:
+        return None     # the child reads the file itself and reports errors
+    return cached[1]
 
 
 def main_is_rebuilt(data):
@@ -248,7 +275,7 @@ def prepare(data):
     if 'init_main_from_name' in data:
         _fixup_main_from_name(data['init_main_from_name'])
     elif 'init_main_from_path' in data:
-        _fixup_main_from_path(data['init_main_from_path'])
+        _fixup_main_from_path(data['init_main_from_path'], data.get('init_main_code'))
 
 
 # -- rebuilding __main__ --------------------------------------------------------------
@@ -283,13 +310,35 @@ def _fixup_main_from_name(mod_name):
     _run_main_code(module, code)
 
 
-def _fixup_main_from_path(main_path):
-    if _module_stem(main_path) == '__main__':
+def _fixup_main_from_path(main_path, compiled=None):
+    if _module_stem(main_path) == '__main__' or _main_already_rebuilt(path=main_path):
         return
     module = types.ModuleType('__mp_main__')
     module.__file__ = main_path
     module.__package__ = None
-    _run_main_code(module, _read_code(main_path))
+    _run_main_code(module, _load_main_code(main_path, compiled))
+
+
+def _load_main_code(path, compiled):
+    """The parent's compiled main code if this interpreter can load it
+    (another interpreter may have been chosen with set_executable)."""
+    if compiled is not None:
+        import marshal
+        magic, data = compiled
+        if magic == _compat.bytecode_magic():
+            return marshal.loads(data)
+    return _read_code(path)
+
+
+def _main_already_rebuilt(name=None, path=None):
+    """Whether this process (a child of a fork server that preloaded the
+    main module) already has it as __mp_main__: then it is not run again."""
+    current = sys.modules.get('__main__')
+    if current is None or getattr(current, '__name__', None) != '__mp_main__':
+        return False
+    if name is not None:
+        return _compat.main_module_name(current) == name
+    return getattr(current, '__file__', None) == path
 
 
 def import_main_path(main_path):

@@ -219,3 +219,34 @@ def test_children_import_the_parents_copy(tmpdir):
         assert result.returncode == 0, result
         assert 'child ok' in result.out and 'EXIT 0' in result.out, result
         assert 'decoy' not in result.err, result
+
+
+@pytest.mark.mpspawn_only
+def test_spawned_child_imports_little(tmpdir):
+    """Start-up speed: the bootstrap of a spawned child must not import
+    heavy modules (threading, socket, ctypes, logging, 2.7's multiprocessing
+    or the pure-Python pickle) unless the child's own work needs them."""
+    write_file(str(tmpdir.join('footprint.py')), '''
+        import sys
+        import mpspawn as multiprocessing
+
+        def report(conn):
+            conn.send(sorted(name for name, mod in sys.modules.items() if mod is not None))
+            conn.close()
+
+        if __name__ == '__main__':
+            ctx = multiprocessing.get_context('spawn')
+            r, w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=report, args=(w,))
+            p.start()
+            w.close()
+            print('MODULES %s' % ' '.join(r.recv()))
+            p.join()
+    ''')
+    result = run_python(['footprint.py'], cwd=str(tmpdir))
+    assert result.returncode == 0, result
+    modules = set(result.out.split('MODULES ', 1)[1].split())
+    heavy = set(['threading', 'socket', '_socket', 'ctypes', 'logging', 'multiprocessing',
+                 '_multiprocessing', 'pickle', 'Queue', 'subprocess', 'tempfile',
+                 'collections', 'random'])
+    assert not (modules & heavy), sorted(modules & heavy)
