@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from . import _compat
+from . import util, _compat
 
 __all__ = ['ensure_running', 'register', 'unregister', 'getfd', 'main']
 
@@ -174,6 +174,16 @@ def _line(cmd, rtype, name):
 
 
 _resource_tracker = ResourceTracker()
+
+
+def _forget_inherited(tracker):
+    # A forked child registered none of its parent's resources: were it to
+    # relaunch a dead tracker, that tracker must not take charge of (and,
+    # when the child's tree ends, unlink) what the parent still uses.
+    tracker._mine = {}
+
+
+util.register_after_fork(_resource_tracker, _forget_inherited)
 ensure_running = _resource_tracker.ensure_running
 register = _resource_tracker.register
 unregister = _resource_tracker.unregister

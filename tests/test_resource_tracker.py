@@ -297,6 +297,45 @@ def test_killed_tracker_is_relaunched_with_one_warning(tmpdir, scripts):
     assert [n for n in names if os.path.exists(shm_path(n))] == []
 
 
+TRACKER_KILLED_THEN_FORK = '''
+def make_lock():
+    # The forked child notices the dead tracker and starts one of its own.
+    mpspawn.get_context('spawn').Lock()
+
+def use(lock):
+    assert lock.acquire(True, 30)
+    lock.release()
+
+if __name__ == '__main__':
+    lock = mpspawn.get_context('spawn').Lock()
+    tracker = resource_tracker._resource_tracker._pid
+    os.kill(tracker, signal.SIGKILL)
+    deadline = time.time() + 30
+    while alive(tracker) and time.time() < deadline:
+        time.sleep(0.01)
+    p = mpspawn.get_context('fork').Process(target=make_lock)
+    p.start()
+    p.join()
+    # The child's tracker has seen its last process go: it must not have
+    # taken the parent's semaphore with it.
+    deadline = time.time() + 30
+    while len(trackers()) > 0 and time.time() < deadline:
+        time.sleep(0.01)
+    say('exists', os.path.exists('/dev/shm/sem.' + name_of(lock)[1:]))
+    p = mpspawn.get_context('spawn').Process(target=use, args=(lock,))
+    p.start()
+    p.join()
+    say('spawned child', p.exitcode)
+'''
+
+
+def test_tracker_relaunched_by_forked_child_leaves_parent_semaphores(tmpdir, scripts):
+    script = scripts(write_script(tmpdir, TRACKER_KILLED_THEN_FORK))
+    rc, out, err = script.finish()
+    assert rc == 0, err
+    assert out.splitlines() == ['exists True', 'spawned child 0'], (out, err)
+
+
 CTRL_C = '''
 if __name__ == '__main__':
     ctx = mpspawn.get_context('spawn')
