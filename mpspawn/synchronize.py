@@ -9,9 +9,10 @@ interrupted.  How the semaphore is made depends on the object's context:
   characters, well under macOS's 31-character limit), created exclusively
   with mode 0600 and adopted by the C object.  A spawned child opens it by
   name.  The creating process registers the name with the resource tracker
-  and unlinks it when the object is collected or the process exits; while
-  a child is being spawned with it, the child's Popen holds it too, so the
-  name cannot vanish before the child has opened it.
+  and unlinks it when the object is collected or the process exits (after
+  joining its children); while a child is being spawned with it, the
+  child's Popen holds it too, so the name cannot vanish before the child
+  has opened it.
 * fork: 2.7's own anonymous semaphore.  Forked children inherit it; handing
   it to a spawned child is refused, as Python 3 does.
 
@@ -39,6 +40,8 @@ BrokenBarrierError = _compat.BrokenBarrierError
 _NAME_PREFIX = '/mps-'
 _NAME_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
 _NAME_ATTEMPTS = 100
+# Below 0: util's exit function runs these after joining the children.
+_UNLINK_EXIT_PRIORITY = -10
 
 
 def _random_name():
@@ -122,7 +125,11 @@ class SemLock(object):
             except BaseException:
                 _unlink_quietly(self._name)
                 raise
-            util.Finalize(self, _release_name, (self._name,), exitpriority=0)
+            # At exit, only after the children have been joined: one that is
+            # still starting has not opened the name yet (Python 3 unlinks
+            # first, and such a child dies of FileNotFoundError).
+            util.Finalize(self, _release_name, (self._name,),
+                          exitpriority=_UNLINK_EXIT_PRIORITY)
         util.debug('created semlock %s', self._name or 'anonymous')
         self._bind_methods()
         util.register_after_fork(self, SemLock._after_fork)

@@ -683,6 +683,29 @@ def test_semaphore_dropped_by_parent_survives_for_starting_child(spawning_ctx):
 
 
 @pytest.mark.mpspawn_only
+def test_parent_exiting_right_after_start_leaves_semaphore_for_child(tmpdir):
+    """The parent's exit unlinks its semaphores only after joining its
+    children (Python 3 unlinks first: a child still starting then fails)."""
+    script = support.write_file(str(tmpdir.join('early_exit.py')), '''
+        import sys
+        import mpspawn
+        import targets_sync
+
+        if __name__ == '__main__':
+            ctx = mpspawn.get_context(sys.argv[1])
+            lock = ctx.Lock()
+            sys.stdout.write(lock._name + '\\n')
+            r, w = ctx.Pipe(duplex=False)
+            ctx.Process(target=targets_sync.sleep_then_use, args=(lock, w, 0.2)).start()
+    ''')
+    for method in support.NON_FORK_METHODS:
+        result = support.run_python([script, method])
+        assert result.returncode == 0 and result.err == '', result
+        name = result.out.strip()
+        assert not os.path.exists('/dev/shm/sem.' + name[1:])
+
+
+@pytest.mark.mpspawn_only
 def test_semaphore_names_are_short_private_and_unguessable():
     ctx = mpspawn.get_context('spawn')
     names = set()
