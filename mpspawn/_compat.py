@@ -1491,3 +1491,15 @@ def thread_queue_class():
 def make_thread_queue(maxsize=0):
     """A new queue of thread_queue_class() (picklable by name, for registries)."""
     return thread_queue_class()(maxsize)
+
+
+# -- non-blocking descriptors (os.set_blocking is 3.5+) ----------------------
+
+def set_blocking(fd, blocking):
+    import fcntl
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if blocking:
+        flags &= ~os.O_NONBLOCK
+    else:
+        flags |= os.O_NONBLOCK
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags)

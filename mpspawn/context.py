@@ -324,7 +324,7 @@ class DefaultContext(BaseContext):
 
 
 # Switched on when the fork server lands (issue 5).
-_FORKSERVER_IMPLEMENTED = False
+_FORKSERVER_IMPLEMENTED = True
 
 
 def _forkserver_available():

@@ -292,7 +292,7 @@ def _install_main(module):
 
 
 def _fixup_main_from_name(mod_name):
-    if _is_main_name(mod_name):
+    if _is_main_name(mod_name) or _main_already_rebuilt(name=mod_name):
         return
     import pkgutil
     loader = pkgutil.get_loader(mod_name)

@@ -74,10 +74,21 @@ def warm_helpers():
     yield
 
 
+def _children():
+    """Our child processes but the helpers, and the fork server's children
+    (ours in all but their parent pid, and named like the server)."""
+    pids = set()
+    for pid in support.child_pids():
+        if not support.is_helper(pid):
+            pids.add(pid)
+        elif 'forkserver' in (support.process_info(pid) or (0, '', ''))[2]:
+            pids |= support.child_pids(pid)
+    return pids
+
+
 def _leftovers(before):
     gc.collect()
-    children = set(pid for pid in support.child_pids() - before['children']
-                   if not support.is_helper(pid))
+    children = _children() - before['children']
     fds = set(support.open_fds()) - set(before['fds'])
     shm = support.shm_entries() - before['shm']
     tmp = support.temp_entries() - before['tmp']
@@ -89,7 +100,7 @@ def no_leaks(request, warm_helpers):
     if 'allow_leaks' in request.keywords:
         yield
         return
-    before = {'children': support.child_pids(), 'fds': support.open_fds(),
+    before = {'children': _children(), 'fds': support.open_fds(),
               'shm': support.shm_entries(), 'tmp': support.temp_entries()}
     yield
     state = {}
