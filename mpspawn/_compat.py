@@ -136,6 +136,7 @@ def become_stdlib(namespace, package_name):
     import importlib
     import importlib.abc
     import importlib.machinery
+    import importlib.util
     import multiprocessing
     import pkgutil
 
@@ -154,7 +155,16 @@ def become_stdlib(namespace, package_name):
         def find_spec(self, fullname, path=None, target=None):
             if not fullname.startswith(prefix):
                 return None
-            real = aliased.get(fullname[len(prefix):])
+            short = fullname[len(prefix):]
+            real = aliased.get(short)
+            if real is None and '.' in short:
+                # A submodule of an aliased package (futures.process,
+                # dummy.connection): the real one, never a second copy.
+                head, _, rest = short.partition('.')
+                if head in aliased:
+                    real = aliased[head] + '.' + rest
+                    if importlib.util.find_spec(real) is None:
+                        return None
             if real is None:
                 return None
             return importlib.machinery.ModuleSpec(
