@@ -690,22 +690,32 @@ class _PoolCore(object):
                     break
 
     def _next_task(self):
-        with self._lock:
-            sources = self._sources
-            while sources:
-                source = sources[0]
+        while True:
+            with self._lock:
+                if not self._sources:
+                    return None
+                source = self._sources[0]
                 if source.__class__ is tuple:
-                    sources.popleft()
+                    self._sources.popleft()
                     if source[5]:
                         self._fed_ahead -= 1
                         if self._fed_ahead <= FEED_AHEAD // 2:
                             self._feed_cond.notify()
                     return source
+            # Only this thread removes sources, so ``source`` stays first;
+            # the caller's sequence is iterated without holding the lock.
+            error = None
+            try:
                 task = next(source.tasks, None)
-                if task is not None:
-                    return task
-                sources.popleft()
-        return None
+            except Exception as exc:
+                task, error = None, exc
+            if task is not None:
+                return task
+            with self._lock:
+                self._sources.popleft()
+            if error is not None:
+                # As Python 3 would have it, the job fails (it then hangs).
+                source.sink._abort(error)
 
     def _requeue(self, task):
         with self._lock:
@@ -1090,6 +1100,7 @@ class Pool(object):
         self._pool = []
         self._state = INIT
         self._core = None
+        self._pid = os.getpid()
         self._ctx = context or _default_context()
         self._cache = {}
         self._maxtasksperchild = maxtasksperchild
@@ -1142,6 +1153,10 @@ class Pool(object):
     def _check_running(self):
         if self._state != RUN or self._core.broken_error is not None:
             raise self._not_running()
+        if self._pid != os.getpid():
+            # Its handler thread and workers belong to the parent.
+            raise RuntimeError('a pool cannot be used in a child process '
+                               'forked after its creation')
 
     def _submit(self, source):
         self._core.submit(source, self._not_running)
@@ -1157,7 +1172,7 @@ class Pool(object):
         self._check_running()
         result = ApplyResult(self, callback, error_callback)
         try:
-            self._submit((result, 0, func, tuple(args), dict(kwds), False))
+            self._submit((result, 0, func, args, kwds, False))
         except BaseException:
             result._forget()
             raise

@@ -122,3 +122,16 @@ def nested_pool_map(n):
     p.start()
     p.join()
     return p.exitcode + n
+
+
+def try_pool_in_forked_child(pool, conn):
+    try:
+        pool.apply(square, (1,))
+        conn.send('no error')
+    except RuntimeError as exc:
+        conn.send('RuntimeError: %s' % exc)
+    conn.close()
+
+
+def ignore_sigterm():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

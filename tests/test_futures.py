@@ -44,6 +44,19 @@ def test_the_names_of_concurrent_futures():
         assert ex.submit(tp.square, 3).result(timeout=T) == 9
 
 
+def test_submodules_are_the_real_ones(ctx):
+    from mpspawn.futures.process import BrokenProcessPool as imported
+    from mpspawn.futures.thread import ThreadPoolExecutor
+    assert imported is BrokenProcessPool()
+    assert ThreadPoolExecutor is futures.ThreadPoolExecutor
+    ex = futures.ProcessPoolExecutor(1, mp_context=ctx)
+    try:
+        with pytest.raises(imported):
+            ex.submit(tp.kill_self, signal.SIGKILL).result(timeout=T)
+    finally:
+        ex.shutdown(wait=True)
+
+
 def test_submit_result_and_exception(executor):
     future = executor.submit(tp.add, 2, b=3)
     assert future.result(timeout=T) == 5

@@ -550,3 +550,49 @@ def test_threadpool_task_raising_systemexit():
         with pytest.raises(WorkerLostError, match='SystemExit'):
             p.apply(tp.sys_exit, (4,))
         assert p.apply(tp.square, (3,)) == 9
+
+
+class SequenceThatBreaks(object):
+    """Has a length, but iterating it fails after three items."""
+
+    def __len__(self):
+        return 10
+
+    def __iter__(self):
+        for i in range(3):
+            yield i
+        raise RuntimeError('the sequence broke')
+
+
+@pytest.mark.mpspawn_only
+def test_map_over_a_sequence_that_breaks(pool):
+    # Python 3 waits forever for the chunks that never come.
+    with pytest.raises(RuntimeError, match='the sequence broke'):
+        pool.map(tp.square, SequenceThatBreaks(), chunksize=1)
+    assert pool.map(tp.square, [2]) == [4]
+
+
+@pytest.mark.mpspawn_only
+def test_pool_used_in_a_forked_child_says_so():
+    ctx = mpspawn.get_context('fork')
+    with ctx.Pool(1) as p:
+        reader, writer = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=tp.try_pool_in_forked_child, args=(p, writer))
+        child.start()
+        writer.close()
+        assert reader.poll(T)
+        assert reader.recv().startswith('RuntimeError: a pool cannot be used')
+        child.join(T)
+        reader.close()
+        assert p.apply(tp.square, (3,)) == 9
+
+
+@pytest.mark.mpspawn_only
+def test_terminate_kills_workers_that_ignore_sigterm(spawning_ctx):
+    p = spawning_ctx.Pool(2, initializer=tp.ignore_sigterm)
+    assert p.map(tp.square, range(4), chunksize=1) == [0, 1, 4, 9]
+    pids = [w.pid for w in p._pool]
+    p.apply_async(tp.sleep_then, (30,))
+    p.terminate()
+    p.join()
+    assert all(pid_gone(pid) for pid in pids)

@@ -14,6 +14,8 @@ package is never imported.
 """
 from __future__ import absolute_import
 
+import sys
+
 try:
     import concurrent.futures as _backport
     from concurrent.futures import _base
@@ -29,6 +31,9 @@ from concurrent.futures import thread
 
 from .process import ProcessPoolExecutor, BrokenExecutor
 from . import process
+
+# ``import mpspawn.futures.thread`` is the backport's module, as on Python 3.
+sys.modules[__name__ + '.thread'] = thread
 
 try:
     InvalidStateError = _base.InvalidStateError
