@@ -108,30 +108,18 @@ def _format_exc():
 # -- messages ------------------------------------------------------------------------
 
 class _Channel(object):
-    """The messages of one manager connection, with less work per message
-    than Connection.send/recv: one read() for a small message instead of
-    two, and one pickler kept for the connection.  Same wire format, same
-    pickling (ForkingPickler's reducers)."""
+    """The messages of one manager connection, read with less work than
+    Connection.recv: one read() for a small message instead of two, and the
+    C unpickler straight away when no persistent id is in the message.  Same
+    wire format and pickling (ForkingPickler) as Connection.send/recv."""
 
     def __init__(self, conn):
         self.conn = conn
         self._fd = conn.fileno()
         self._pending = b''
-        self._out = _compat.BytesIO()
-        self._pickler = _compat.pickle.Pickler(self._out, reduction.DEFAULT_PROTOCOL)
-        self._pickler.inst_persistent_id = reduction.ForkingPickler._persistent_id
 
     def send(self, obj):
-        out = self._out
-        pickler = self._pickler
-        try:
-            pickler.dump(obj)
-            data = out.getvalue()
-        finally:
-            out.seek(0)
-            out.truncate()
-            pickler.clear_memo()
-        self.conn._send_bytes(data)
+        self.conn._send_bytes(reduction.ForkingPickler.dumps(obj))
 
     def recv(self):
         data = self._pending

@@ -134,6 +134,10 @@ def touch_proxy(proxy, conn):
     report(conn, len(proxy))
 
 
+def square(x):
+    return x * x
+
+
 # -- custom types --------------------------------------------------------------------
 
 class Counter(object):
@@ -152,6 +156,9 @@ class Counter(object):
 
     def fail(self, message):
         raise ValueError(message)
+
+    def unpicklable(self):
+        return lambda: 'cannot be sent'
 
 
 class Registry(object):

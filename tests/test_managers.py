@@ -132,6 +132,44 @@ def test_namespace_attribute_semantics(ctx, manager):
     assert 'b=2' in str(ns)
 
 
+def test_big_values_round_trip(manager):
+    d = manager.dict()
+    big = b'x' * (3 * 1024 * 1024 + 17)
+    d['big'] = big
+    assert d['big'] == big
+    d['small'] = 1
+    assert d['small'] == 1
+
+
+def test_unpicklable_argument_leaves_proxy_usable(manager):
+    d = manager.dict()
+    with pytest.raises(Exception):
+        d['f'] = lambda: 'not picklable'
+    d['ok'] = 1
+    assert d.copy() == {'ok': 1}
+
+
+def test_proxies_from_many_threads(manager):
+    d = manager.dict(count=0)
+    lock = manager.Lock()
+    errors = []
+
+    def work():
+        try:
+            for _ in range(50):
+                with lock:
+                    d['count'] = d['count'] + 1
+        except Exception as exc:     # reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+    assert errors == []
+    assert d['count'] == 200
+
+
 def test_nested_proxies(manager):
     outer = manager.list()
     inner = manager.dict()
@@ -335,6 +373,24 @@ def test_barrier_timeout_abort_reset(ctx, manager):
     assert barrier.broken
 
 
+# -- Pool ------------------------------------------------------------------------------
+
+def test_pool_in_the_manager(manager):
+    pool = manager.Pool(2)
+    try:
+        assert pool.map(tm.square, range(5)) == [0, 1, 4, 9, 16]
+        result = pool.apply_async(tm.square, (7,))
+        assert result.get(DEADLINE) == 49
+        assert result.successful()
+        assert pool.starmap(max, [(1, 2), (4, 3)]) == [2, 4]
+        assert list(pool.imap(tm.square, range(4))) == [0, 1, 4, 9]
+        assert sorted(pool.imap_unordered(tm.square, range(4))) == [0, 1, 4, 9]
+        assert pool.map_async(tm.square, [3]).get(DEADLINE) == [9]
+    finally:
+        pool.close()
+        pool.join()
+
+
 # -- references ---------------------------------------------------------------------------
 
 def test_referents_are_freed(manager):
@@ -349,9 +405,6 @@ def test_referents_are_freed(manager):
 
 @pytest.mark.parametrize('passes', [1, 2])
 def test_references_given_back_by_children(ctx, manager, passes):
-    if ctx.get_start_method() == 'fork' and support.IS_MPSPAWN:
-        pytest.xfail('a forked child exits without running its finalizers '
-                     '(process.py does not call util._exit_function)')
     base = manager._number_of_objects()
     d = manager.dict(a=1)
     for _ in range(passes):
@@ -413,6 +466,10 @@ def test_exceptions_of_methods_are_reraised(ctx):
         with pytest.raises(ValueError) as info:
             auto.fail('raised in the server')
         assert 'raised in the server' in str(info.value)
+        with pytest.raises(managers.RemoteError) as info:
+            auto.unpicklable()
+        assert 'Unserializable message' in str(info.value)
+        assert auto.increment() == 1
 
 
 def test_remote_error_carries_the_remote_traceback(ctx):
