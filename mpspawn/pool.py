@@ -866,8 +866,10 @@ class _PoolCore(object):
             message = 'cannot start a pool worker: %r' % (how,)
             cause = how
         else:
-            message = ('%d pool workers in a row ended before they were ready; '
-                       'the last, %s: %s' % (self._failed_starts, w.describe(), how))
+            message = '%s ended before it was ready: %s' % (w.describe(), how)
+            if self._failed_starts > 1:
+                message = ('%d pool workers in a row ended before they were ready; '
+                           'the last, %s' % (self._failed_starts, message))
             cause = w.init_error
             if cause is not None:
                 message += '; its initializer raised %r' % (cause,)

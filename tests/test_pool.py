@@ -483,8 +483,9 @@ def test_script_without_main_guard_fails_cleanly(tmpdir, spawning_ctx):
     assert result.returncode == 1, result
     assert 'BrokenPoolError' in result.err, result
     assert '__name__ == \'__main__\'' in result.err, result
-    # Each failed worker says why once; the pool gives up after a few.
-    assert 1 <= result.err.count('bootstrapping phase') <= 4, result
+    # Each failed worker says why once, the pool gives up after a few (and a
+    # fork server that preloads __main__ reports it once more).
+    assert 1 <= result.err.count('bootstrapping phase') <= 5, result
 
 
 @pytest.mark.mpspawn_only

@@ -152,11 +152,12 @@ class ProcessPoolExecutor(_base.Executor):
     def _processes(self):
         return dict((p.pid, p) for p in list(self._workers))
 
-    def _start(self):
+    def _start(self, first_task):
         core = _PoolCore(self._mp_context, _make_process, self._max_workers,
                          self._initializer, self._initargs, self._max_tasks_per_child,
                          True, False, self._workers, executor=True,
                          lost_error=_lost_worker_error)
+        core.submit(first_task, self._refusal)
         core.start()
         self._core = core
         _live_cores.add(core)
@@ -185,11 +186,14 @@ class ProcessPoolExecutor(_base.Executor):
             if _global_shutdown:
                 raise RuntimeError('cannot schedule new futures after '
                                    'interpreter shutdown')
-            if self._core is None:
-                self._start()
             future = _base.Future()
-            self._core.submit((_FutureSink(future), 0, fn, args, kwargs, False),
-                              self._refusal)
+            task = (_FutureSink(future), 0, fn, args, kwargs, False)
+            if self._core is None:
+                # Queued before the workers start, so that a worker failing at
+                # once fails this future rather than this call.
+                self._start(task)
+            else:
+                self._core.submit(task, self._refusal)
             return future
 
     def map(self, fn, *iterables, **kwargs):
