@@ -237,6 +237,7 @@ class Server(object):
         self.stop_event = stop = _StopEvent()
         current = process.current_process()
         current._manager_server = self
+        accepter = None
         try:
             accepter = threading.Thread(target=self.accepter, name='manager-accepter')
             accepter.daemon = True
@@ -257,6 +258,8 @@ class Server(object):
         finally:
             stop.set()
             self._close_down()
+            if accepter is None or not accepter.is_alive():
+                stop.close()
             if getattr(current, '_manager_server', None) is self:
                 del current._manager_server
         sys.exit(0)
@@ -277,7 +280,10 @@ class Server(object):
         # errors.  A thread inside a blocking method call stays blocked.
         deadline = _compat.monotonic() + 0.25
         for thread in threads:
-            thread.join(max(0.0, deadline - _compat.monotonic()))
+            try:
+                thread.join(max(0.0, deadline - _compat.monotonic()))
+            except RuntimeError:
+                pass        # not started yet
 
     def accepter(self):
         import threading
@@ -302,7 +308,6 @@ class Server(object):
             with self.mutex:
                 self._threads.add(t)
             t.start()
-        stop.close()
 
     def _handle_request(self, c):
         request = None
@@ -312,7 +317,8 @@ class Server(object):
             connection.answer_challenge(c, self.authkey)
             request = c.recv()
             ignore, funcname, args, kwds = request
-            assert funcname in self.public, '%r unrecognized' % funcname
+            if funcname not in self.public:
+                raise ValueError('%r unrecognized' % (funcname,))
             func = getattr(self, funcname)
         except Exception:
             msg = ('#TRACEBACK', _format_exc())
@@ -595,11 +601,11 @@ class BaseManager(object):
         self._shutdown_timeout = kwds.get('shutdown_timeout', 1.0)
         self._process = None
 
-    def _check_initial(self, what='server'):
+    def _check_initial(self):
         if self._state.value == State.INITIAL:
             return
         if self._state.value == State.STARTED:
-            raise ProcessError('Already started %s' % what)
+            raise ProcessError('Already started server')
         if self._state.value == State.SHUTDOWN:
             raise ProcessError('Manager has shut down')
         raise ProcessError('Unknown state {0!r}'.format(self._state.value))

@@ -1,7 +1,6 @@
 """Child-side functions and registered types for the manager tests (kept
 apart from the test modules so a spawned child never imports pytest)."""
 import os
-import sys
 import time
 
 import mpspawn

@@ -5,9 +5,7 @@ Runs against mpspawn on 2.7 and against the standard library on Python 3.
 """
 import gc
 import os
-import sys
 import threading
-import time
 
 import pytest
 
@@ -188,12 +186,12 @@ def test_value_and_array_from_child(ctx, manager):
     p = start(ctx, tm.bump_value_and_array, value, array)
     join_ok(p)
     assert value.value == 42
-    assert array[:] == tm_array('i', [100, 2, 3, -1])
+    assert array[:] == make_array('i', [100, 2, 3, -1])
     value.set(7)
     assert value.value == 7
 
 
-def tm_array(typecode, items):
+def make_array(typecode, items):
     import array
     return array.array(typecode, items)
 
