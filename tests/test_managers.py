@@ -520,6 +520,15 @@ def test_shutdown_and_with_form(ctx):
     m.shutdown()      # a second shutdown does nothing
 
 
+def test_shutdown_removes_the_socket_file(ctx):
+    m = ctx.Manager()
+    address = m.address
+    assert os.path.exists(address)      # the default family is AF_UNIX
+    m.shutdown()
+    assert not os.path.exists(address)
+    m.join(DEADLINE)
+
+
 def test_start_twice_refused(ctx):
     m = ctx.Manager()
     try:

@@ -3,9 +3,9 @@ multiprocessing.dummy), for code that wants to switch between processes
 and threads without other changes.
 
 The synchronisation objects and the queue are the Python 3 threading ones
-of ``_compat`` (timeouts, boolean waits, Barrier), and join(timeout) of a
-thread Process sleeps until the thread ends instead of polling as 2.7's
-Thread.join does.
+of ``_compat`` (timeouts, boolean waits, Barrier), and join() of a thread
+Process sleeps until the thread ends instead of polling (with a timeout) or
+ignoring Ctrl-C (without) as 2.7's Thread.join does.
 """
 import sys
 import threading
@@ -56,8 +56,8 @@ class DummyProcess(threading.Thread):
         threading.Thread.start(self)
 
     def join(self, timeout=None):
-        if (timeout is not None and self._start_called
-                and self is not threading.current_thread()):
+        if self.ident is not None and self is not threading.current_thread():
+            # Sleeps on a semaphore: no polling, and Ctrl-C interrupts it.
             if not self._finished.wait(timeout):
                 return
             # run() is over; the thread is a moment away from its end.
