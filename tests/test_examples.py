@@ -135,3 +135,22 @@ def test_examples_use_the_package_under_test():
                          'print(os.path.dirname(os.path.abspath(mpspawn.__file__)))'],
                         cwd=EXAMPLES, timeout=TIMEOUT)
     assert result.out.strip() == os.path.dirname(os.path.abspath(mpspawn.__file__))
+
+
+def test_readme_example(tmpdir):
+    """The ten-line example of README.rst runs as printed."""
+    with open(os.path.join(REPO, 'README.rst')) as f:
+        readme = f.read()
+    section = readme.split('A ten-line example', 1)[1]
+    block = section.split('.. code-block:: python', 1)[1].split('\n\n', 1)[1]
+    lines = []
+    for line in block.split('\n'):
+        if line and not line.startswith('    '):
+            break
+        lines.append(line[4:])
+    code = '\n'.join(lines).strip() + '\n'
+    assert len(code.splitlines()) <= 10, code
+    script = support.write_file(str(tmpdir.join('readme_example.py')), code)
+    result = run_python([script], cwd=str(tmpdir), timeout=TIMEOUT)
+    assert result.returncode == 0, result
+    assert result.out.strip() == '[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]'

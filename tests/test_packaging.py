@@ -194,3 +194,17 @@ def test_wheel_installs_and_self_checks_in_a_fresh_virtualenv(dist, tmpdir):
     assert code == 0, output
     assert output.startswith('mpspawn %s on Python 2.7' % source_version()), output
     assert 'self-check passed' in output, output
+
+
+def test_troubleshooting_page_lists_every_error_message():
+    """docs/troubleshooting.rst mentions every message mpspawn raises or
+    prints (found by reading the source with docs/_tools/error_messages.py).
+    A new message needs an entry there: its cause and its fix."""
+    sys.path.insert(0, os.path.join(REPO, 'docs', '_tools'))
+    try:
+        import error_messages
+    finally:
+        sys.path.pop(0)
+    assert len(error_messages.messages()) > 100
+    missing = ['%s:%d: %s: %s' % entry for entry in error_messages.undocumented()]
+    assert not missing, 'not in docs/troubleshooting.rst:\n' + '\n'.join(missing)
