@@ -235,8 +235,13 @@ class BaseProcess(object):
             finally:
                 del old_process
             util.info('child process calling self.run()')
-            self.run()
-            exitcode = 0
+            try:
+                self.run()
+                exitcode = 0
+            finally:
+                # Finalizers (queue feeders flushing, semaphores unlinked) and
+                # children: a forked child leaves through os._exit, not atexit.
+                util._exit_function()
         except SystemExit as exc:
             exitcode = _exit_code_of(exc.code)
         except BaseException:
