@@ -35,12 +35,16 @@ class ForkingPickler(object):
     _extra_reducers = {}
 
     def __init__(self, file, protocol=None):
-        if _socket_reducer_pending:
+        self._check_pending_reducers()
+        self._pickler = pickle.Pickler(file, DEFAULT_PROTOCOL if protocol is None else protocol)
+        self._pickler.inst_persistent_id = self._persistent_id
+
+    @staticmethod
+    def _check_pending_reducers():
+        if _socket_reducer_pending and 'socket' in sys.modules:
             _register_socket_reducer_once()
         if _foreign_types_pending and 'multiprocessing' in sys.modules:
             _register_foreign_reducers()
-        self._pickler = pickle.Pickler(file, DEFAULT_PROTOCOL if protocol is None else protocol)
-        self._pickler.inst_persistent_id = self._persistent_id
 
     @classmethod
     def _persistent_id(cls, obj):
@@ -59,12 +63,38 @@ class ForkingPickler(object):
 
     @classmethod
     def dumps(cls, obj, protocol=None):
+        if cls is ForkingPickler and protocol is None:
+            # The common case in one frame: this thread's pickler, reused.
+            slot = getattr(_reusable, 'slot', None)
+            if (slot is None or (_socket_reducer_pending and 'socket' in sys.modules) or
+                    (_foreign_types_pending and 'multiprocessing' in sys.modules)):
+                slot = _new_reusable_slot()
+            if slot is not False:
+                _reusable.slot = False  # in use (a reducer may call dumps)
+                pickler, buf = slot
+                data = None
+                try:
+                    pickler.dump(obj)
+                    data = buf.getvalue()
+                finally:
+                    pickler.clear_memo()
+                    buf.seek(0)
+                    buf.truncate()
+                    # Kept unless pickling failed or the buffer grew big.
+                    keep = data is not None and len(data) < _REUSE_LIMIT
+                    _reusable.slot = slot if keep else None
+                return data
         buf = BytesIO()
         cls(buf, protocol).dump(obj)
         return buf.getvalue()
 
     @staticmethod
     def loads(data):
+        # Without a persistent-id opcode (PERSID 'P', BINPERSID 'Q') plain
+        # cPickle.loads gives the same result at half the cost; scanning is
+        # only worth it for small messages.
+        if len(data) < _SCAN_LIMIT and b'Q' not in data and b'P' not in data:
+            return pickle.loads(data)
         unpickler = pickle.Unpickler(BytesIO(data))
         unpickler.persistent_load = _persistent_load
         return unpickler.load()
@@ -79,6 +109,22 @@ class ForkingPickler(object):
 def _persistent_load(pid):
     rebuild, args = pid
     return rebuild(*args)
+
+
+# Making a cPickle Pickler costs more than pickling a small message, so each
+# thread keeps one (with its buffer) for ForkingPickler.dumps.
+_SCAN_LIMIT = 4096
+_REUSE_LIMIT = 1 << 16
+_reusable = _compat.thread_local()
+
+
+def _new_reusable_slot():
+    """A (cPickle pickler, buffer) for this thread, or False if the
+    thread's own is in use."""
+    if getattr(_reusable, 'slot', None) is False:
+        return False
+    buf = BytesIO()
+    return (ForkingPickler(buf)._pickler, buf)
 
 
 register = ForkingPickler.register
