@@ -638,9 +638,10 @@ class _Server(object):
     def _receive_fds(self, sock, count):
         """The ``count`` descriptors an authenticated client sends, or None.
 
-        2.7's recvfd returns whatever number sits in its buffer when no
-        descriptor came (a client that died half way): anything that is not
-        a new, distinct, open descriptor is refused.
+        If the client fails half way, what did arrive is closed.  2.7.18's
+        recvfd raises when a message carries no descriptor; builds without
+        that check return a stale number, so anything that is not a new,
+        distinct, open descriptor is refused as well.
         """
         from . import reduction
         signal = self._signal

@@ -7,11 +7,29 @@ import mpspawn
 
 
 def report_lineage(conn):
-    """Send (pid, os.getppid(), parent_process().pid, inherited fds)."""
-    from mpspawn import forkserver
+    """Send (pid, os.getppid(), parent_process().pid, inherited fds, the
+    resource tracker pipe this child writes to)."""
+    from mpspawn import forkserver, resource_tracker
+    st = os.fstat(resource_tracker._resource_tracker._fd)
     conn.send((os.getpid(), os.getppid(), mpspawn.parent_process().pid,
-               forkserver.get_inherited_fds() is not None))
+               forkserver.get_inherited_fds() is not None, (st.st_dev, st.st_ino)))
     conn.close()
+
+
+def ready_then_sleep(conn, seconds):
+    import time
+    conn.send('ready')
+    conn.close()
+    time.sleep(seconds)
+
+
+def outlive_parent(conn, seconds):
+    """Report our pid, wait for the parent to die, then live on a while."""
+    import time
+    conn.send(os.getpid())
+    conn.close()
+    mpspawn.parent_process().join(60)
+    time.sleep(seconds)
 
 
 def describe_fds(conn, *others):

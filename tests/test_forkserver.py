@@ -81,7 +81,7 @@ def test_child_is_forked_by_the_server(fsctx):
     r, w = fsctx.Pipe(duplex=False)
     p = start(fsctx, tfs.report_lineage, w)
     w.close()
-    pid, ppid, parent_pid, has_inherited_fds = recv(r)
+    pid, ppid, parent_pid, has_inherited_fds, tracker = recv(r)
     p.join(TIMEOUT)
     r.close()
     assert p.exitcode == 0
@@ -90,6 +90,23 @@ def test_child_is_forked_by_the_server(fsctx):
     assert ppid == server_pid() != os.getpid()
     assert has_inherited_fds
     assert ppid not in [c.pid for c in mpspawn.active_children()]
+    # The child reports to our resource tracker, not one of its own.
+    st = os.fstat(_resource_tracker_fd())
+    assert tracker == (st.st_dev, st.st_ino)
+
+
+def test_ctrl_c_reaches_children_not_the_server(fsctx):
+    r, w = fsctx.Pipe(duplex=False)
+    p = start(fsctx, tfs.ready_then_sleep, w, 30)
+    w.close()
+    assert recv(r) == 'ready'
+    r.close()
+    server = server_pid()
+    os.kill(server, signal.SIGINT)
+    os.kill(p.pid, signal.SIGINT)
+    p.join(TIMEOUT)
+    assert p.exitcode == 1          # KeyboardInterrupt in the child
+    assert server_pid() == server and alive(server)
 
 
 def test_many_descriptors_reach_the_child(fsctx):
@@ -589,6 +606,17 @@ def attack_no_descriptors_behind_the_count(s):
     _status_pipe_attack(s, 3, send)
 
 
+def attack_hang_up_half_way_through_the_descriptors(s):
+    from mpspawn import _compat
+
+    def send(s, fds):
+        s.sendall(b'4\n')
+        for fd in fds[:2]:
+            _compat.sendfd(s.fileno(), fd)
+        s.shutdown(socket.SHUT_WR)
+    _status_pipe_attack(s, 4, send)
+
+
 ATTACKS = sorted(name for name in dir(sys.modules[__name__]) if name.startswith('attack_'))
 
 
@@ -786,6 +814,17 @@ if __name__ == '__main__':
         p.start()
         w.close()
         children.append(r.recv())
+    lingering = None
+    if sys.argv[1] == 'kill' and 'fork' in mpspawn.get_all_start_methods():
+        # A fork child inherits the alive pipe's write end: it must not keep
+        # the fork server running once the parent is gone.
+        r, w = ctx.Pipe(duplex=False)
+        p = mpspawn.get_context('fork').Process(target=targets_forkserver.outlive_parent,
+                                                args=(w, 4))
+        p.start()
+        w.close()
+        lingering = r.recv()
+    print('LINGERING %s' % lingering)
     print('SERVER %d' % forkserver._forkserver._forkserver_pid)
     print('DIR %s' % os.path.dirname(forkserver._forkserver._forkserver_address))
     print('CHILDREN %s' % ' '.join(str(pid) for pid in children))
@@ -828,11 +867,20 @@ def test_server_and_children_end_with_the_parent(tmpdir, end):
         children = [int(pid) for pid in _field(out, 'CHILDREN')]
         shm = _field(out, 'SHM')
 
+        lingering = _field(out, 'LINGERING')[0]
+        if lingering != 'None':
+            # The server goes while the fork child still lives.  (The
+            # forkserver children wait for it: it inherited the write ends
+            # of their parent sentinels, as any fork child does.)
+            assert support.wait_until(lambda: not alive(server), timeout=10)
+            assert alive(int(lingering)), out
+            children.append(int(lingering))
+
         def all_gone():
             return (not any(alive(pid) for pid in [server] + children) and
                     not os.path.exists(directory) and
                     not any(os.path.exists('/dev/shm/' + name) for name in shm))
-        assert support.wait_until(all_gone, timeout=10), (
+        assert support.wait_until(all_gone, timeout=15), (
             out, [(pid, support.process_info(pid)) for pid in [server] + children],
             os.path.exists(directory), [n for n in shm if os.path.exists('/dev/shm/' + n)])
         if end == 'exit':
@@ -846,3 +894,52 @@ def test_server_and_children_end_with_the_parent(tmpdir, end):
                     os.unlink('/dev/shm/' + name)
                 except OSError:
                     pass
+
+
+FROZEN_APP = '''
+import os
+import sys
+sys.frozen = True
+sys.executable = os.environ['FROZEN_EXE']
+import mpspawn as multiprocessing
+
+def work(conn):
+    conn.send(('child ran', sys.frozen, os.getppid()))
+    conn.close()
+
+if __name__ == '__main__':
+    multiprocessing.freeze_support()
+    from mpspawn import forkserver
+    ctx = multiprocessing.get_context('forkserver')
+    r, w = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=work, args=(w,))
+    p.start()
+    w.close()
+    message, frozen, ppid = r.recv()
+    p.join()
+    with open('/proc/%d/cmdline' % ppid, 'rb') as f:
+        server_argv = f.read().split(b'\\0')
+    print('GOT %r %r' % (message, frozen))
+    print('SERVER IS %s' % ('fork server' if ppid == forkserver._forkserver._forkserver_pid else ppid))
+    print('SERVER ARGV %r' % (server_argv[2:4],))
+    print('EXIT %s' % p.exitcode)
+'''
+
+
+@pytest.mark.mpspawn_only
+def test_frozen_executable_runs_the_fork_server(tmpdir):
+    """In a frozen program the fork server is the program itself started
+    with a marker argument, which freeze_support() dispatches."""
+    app = write_file(str(tmpdir.join('frozen_app.py')), FROZEN_APP)
+    exe = write_file(str(tmpdir.join('frozen-exe')), '''
+        #!/bin/sh
+        exec %s %s "$@"
+    ''' % (sys.executable, app))
+    os.chmod(exe, 0o755)
+    result = run_python([], python=exe, cwd=str(tmpdir), env={'FROZEN_EXE': exe},
+                        timeout=TIMEOUT)
+    assert result.returncode == 0, result
+    assert "GOT 'child ran' True" in result.out, result
+    assert 'SERVER IS fork server' in result.out, result
+    assert "SERVER ARGV ['--mpspawn-forkserver', '(3, 4, 5, 6)']" in result.out, result
+    assert 'EXIT 0' in result.out, result
