@@ -829,6 +829,16 @@ class _PoolCore(object):
         while w.results is not None and not w.unreachable and w.results.poll(0):
             if not self._read(w):
                 break
+        # An exiting process closes its descriptors a moment before it can
+        # be reaped; one that closed them itself and lives on is useless:
+        # never block on it.
+        deadline = _compat.monotonic() + 1.0
+        while w.process.exitcode is None:
+            if _compat.monotonic() > deadline:
+                w.process.kill()
+                break
+            import time
+            time.sleep(0.001)
         w.process.join()
         exitcode = w.process.exitcode
         self._forget(w)

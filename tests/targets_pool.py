@@ -135,3 +135,10 @@ def try_pool_in_forked_child(pool, conn):
 
 def ignore_sigterm():
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def close_fds_and_sleep(seconds):
+    """Close every descriptor above stderr (the pool's pipes and sentinel
+    among them), then stay alive."""
+    os.closerange(3, 4096)
+    time.sleep(seconds)

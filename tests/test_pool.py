@@ -597,3 +597,14 @@ def test_terminate_kills_workers_that_ignore_sigterm(spawning_ctx):
     p.terminate()
     p.join()
     assert all(pid_gone(pid) for pid in pids)
+
+
+@pytest.mark.mpspawn_only
+def test_worker_that_closes_its_pipes_and_lives_on(spawning_ctx):
+    # Under spawn its sentinel tells at once and it is killed; a fork server
+    # reports the exit when the task ends.
+    from mpspawn.pool import WorkerLostError
+    with spawning_ctx.Pool(1) as p:
+        with pytest.raises(WorkerLostError):
+            p.apply(tp.close_fds_and_sleep, (3,))
+        assert p.apply(tp.square, (5,)) == 25
