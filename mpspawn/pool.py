@@ -329,13 +329,17 @@ def _chunked_tasks(sink, mapper, func, iterable, chunksize):
         yield (sink, i, mapper, ((func, chunk),), {}, False)
 
 
-def _explain_pickling_error(exc, func, args, kwds):
-    """The pickling error of a task, naming where the culprit sits."""
+def _explain_pickling_error(exc, func, args, kwds, first_index=None):
+    """The pickling error of a task, naming where the culprit sits (for a
+    chunk of a map, the index of the item in the iterable)."""
     from . import reduction
     if func in (mapstar, starmapstar) and len(args) == 1:
         func, items = args[0]
-        parts = [('func', func)] + [('item %d of the chunk' % i, x)
-                                    for i, x in enumerate(items)]
+        if first_index is None:
+            names = ['item %d of the chunk' % j for j in range(len(items))]
+        else:
+            names = ['iterable[%d]' % (first_index + j) for j in range(len(items))]
+        parts = [('func', func)] + list(zip(names, items))
     elif func is process_chunk and len(args) == 2:
         parts = [('fn', args[0]), ('args', args[1])]
     else:
@@ -734,7 +738,10 @@ class _PoolCore(object):
         try:
             data = self._dumps((func, args, kwds))
         except Exception as exc:
-            self._complete(sink, i, (False, _explain_pickling_error(exc, func, args, kwds)))
+            chunksize = getattr(sink, '_chunksize', None)
+            first = None if chunksize is None else i * chunksize
+            self._complete(sink, i, (False, _explain_pickling_error(
+                exc, func, args, kwds, first)))
             return False
         w.task = task
         self._send(w, data)
@@ -1235,6 +1242,7 @@ class Pool(object):
         if chunksize != 1 and not chunksize >= 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
         result = IMapIterator(self)
+        result._chunksize = chunksize
         self._feed(result, func, iterable, chunksize)
         if chunksize == 1:
             return result
@@ -1246,6 +1254,7 @@ class Pool(object):
         if chunksize != 1 and not chunksize >= 1:
             raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
         result = IMapUnorderedIterator(self)
+        result._chunksize = chunksize
         self._feed(result, func, iterable, chunksize)
         if chunksize == 1:
             return result

@@ -63,6 +63,13 @@ def test_map_starmap_and_chunksize(pool):
     assert pool.map_async(tp.square, range(3)).get(timeout=T) == [0, 1, 4]
 
 
+def test_large_arguments_and_results(pool):
+    big = b'x' * (3 << 20)
+    assert pool.apply(tp.identity, (big,)) == big
+    assert pool.map(len, [big, big[:10], big], chunksize=1) == [3 << 20, 10, 3 << 20]
+    assert [len(b) for b in pool.imap(tp.identity, [big] * 3)] == [3 << 20] * 3
+
+
 def test_callbacks(pool):
     seen = []
     result = pool.map_async(tp.square, range(10), callback=seen.append)
@@ -528,8 +535,11 @@ def test_exception_that_cannot_be_unpickled(pool):
 def test_pickling_error_names_the_item(pool):
     generator = (i for i in range(3))
     with pytest.raises(TypeError) as info:
-        pool.map(tp.identity, [1, 2, generator, 4], chunksize=4)
-    assert 'item 2' in str(info.value), info.value
+        pool.map(tp.identity, [1, 2, 3, 4, 5, generator, 7], chunksize=4)
+    assert 'iterable[5]' in str(info.value), info.value
+    with pytest.raises(TypeError) as info:
+        list(pool.imap(tp.identity, [1, 2, 3, generator], chunksize=2))
+    assert 'iterable[3]' in str(info.value), info.value
 
 
 @pytest.mark.mpspawn_only
