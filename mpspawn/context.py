@@ -202,13 +202,16 @@ def _keyword_only(func_name, kwds, **defaults):
     return defaults
 
 
+# The reducer chosen with ``ctx.reducer = ...``, else mpspawn.reduction
+# (found once: every Connection.send/recv asks for it).
 _reducer = None
 
 
 def _reducer_module():
+    global _reducer
     if _reducer is None:
         from . import reduction
-        return reduction
+        _reducer = reduction
     return _reducer
 
 
