@@ -278,7 +278,13 @@ def _encode_preload(modules):
                     (key.startswith(_MAIN_PREFIX) and '__main__' in modules))
     else:
         data = {}
-    blob = _compat.pickle.dumps((list(modules), data), 2)
+    # The parent's modules of this package (synchronize, queues, ...), which
+    # its children's pickles are likely to need: imported once in the server
+    # rather than in every child.  They start nothing when imported.
+    prefix = spawn.PACKAGE + '.'
+    ours = sorted(name for name, module in list(sys.modules.items())
+                  if module is not None and name.startswith(prefix))
+    blob = _compat.pickle.dumps((list(modules), data, ours), 2)
     return _LENGTH.pack(len(blob)) + blob
 
 
@@ -365,13 +371,18 @@ def main(listener_fd, alive_r, report_w, tracker_fd):
     blob = _read_exactly(alive_r, _LENGTH.unpack(startup[_AUTHKEY_LENGTH:])[0])
     if blob is None:
         return
-    modules, data = _compat.pickle.loads(blob)
+    modules, data, ours = _compat.pickle.loads(blob)
     tracker = resource_tracker._resource_tracker
     tracker._fd = tracker_fd
     errors = _preload(modules, data)
-    # What every child needs, imported once here rather than in each child.
+    # What children need, imported once here rather than in each child.
     from . import connection, popen_forkserver, reduction  # noqa: F401
     import hashlib  # noqa: F401
+    for name in ours:
+        try:
+            __import__(name)
+        except Exception:
+            pass            # only a speed-up: a child needing it will say why
     try:
         _write_all(report_w, _compat.pickle.dumps({'errors': errors}, 2))
     except OSError:

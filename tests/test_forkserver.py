@@ -943,3 +943,54 @@ def test_frozen_executable_runs_the_fork_server(tmpdir):
     assert 'SERVER IS fork server' in result.out, result
     assert "SERVER ARGV ['--mpspawn-forkserver', '(3, 4, 5, 6)']" in result.out, result
     assert 'EXIT 0' in result.out, result
+
+
+SNAPSHOT_MODULE = '''
+import sys
+from mpspawn import forkserver
+
+_run_child = forkserver._run_child
+
+def _snapshot_then_run(*args):
+    forkserver.MODULES_AT_FORK = set(k for k, v in sys.modules.items() if v is not None)
+    return _run_child(*args)
+
+forkserver._run_child = _snapshot_then_run
+'''
+
+FOOTPRINT_SCRIPT = '''
+import sys
+import mpspawn
+
+def report(conn, lock, queue):
+    from mpspawn import forkserver
+    now = set(k for k, v in sys.modules.items() if v is not None)
+    with lock:
+        queue.put('used')
+    conn.send(sorted(now - forkserver.MODULES_AT_FORK))
+    conn.close()
+
+if __name__ == '__main__':
+    ctx = mpspawn.get_context('forkserver')
+    ctx.set_forkserver_preload(['__main__', 'snapshot'])
+    queue = ctx.Queue()
+    r, w = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=report, args=(w, ctx.Lock(), queue))
+    p.start()
+    w.close()
+    print('NEW %s' % ' '.join(r.recv()))
+    print('QUEUE %s' % queue.get(timeout=30))
+    p.join()
+'''
+
+
+@pytest.mark.mpspawn_only
+def test_child_imports_nothing_after_the_fork(tmpdir):
+    """Start-up speed: what a child's bootstrap and the usual objects (a
+    Lock, a Queue, a Pipe) need is imported once, in the server."""
+    write_file(str(tmpdir.join('snapshot.py')), SNAPSHOT_MODULE)
+    write_file(str(tmpdir.join('app.py')), FOOTPRINT_SCRIPT)
+    result = run_python(['app.py'], cwd=str(tmpdir), timeout=TIMEOUT)
+    assert result.returncode == 0, result
+    assert _field(result.out, 'QUEUE') == ['used'], result
+    assert _field(result.out, 'NEW') == [], result
