@@ -212,6 +212,11 @@ def libc():
     """The C library, loaded through ctypes on first use (ctypes costs ~3 ms)."""
     global _libc
     if _libc is None:
+        if IS_WINDOWS:
+            raise NotImplementedError(
+                'mpspawn on Windows offers Process with the spawn start method '
+                'only (over 2.7\'s own machinery); locks, queues, shared memory, '
+                'pools and managers need POSIX: use 2.7\'s multiprocessing there')
         import ctypes
         _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
@@ -229,6 +234,9 @@ def _make_monotonic():
     if not PY2:
         import time
         return time.monotonic
+    if IS_WINDOWS:
+        import time
+        return time.clock      # 2.7 on Windows: a high-resolution counter
     import ctypes
     if IS_DARWIN:
         try:
@@ -994,6 +1002,18 @@ def spawn_with_fds(path, argv, fds, blocked_signals=()):
 # -- process ids -------------------------------------------------------------
 
 def pid_exists(pid):
+    """Whether a process ``pid`` exists."""
+    if IS_WINDOWS:
+        # os.kill(pid, 0) would send CTRL_C_EVENT there.
+        import ctypes
+        kernel32 = ctypes.windll.kernel32
+        handle = kernel32.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
+        if not handle:
+            return False
+        try:
+            return kernel32.WaitForSingleObject(handle, 0) == 0x102  # WAIT_TIMEOUT
+        finally:
+            kernel32.CloseHandle(handle)
     try:
         os.kill(pid, 0)
     except OSError as exc:

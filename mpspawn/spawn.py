@@ -68,6 +68,11 @@ def freeze_support():
     """In a frozen executable started as one of our helper processes, run
     that process and exit.  Does nothing otherwise."""
     argv = sys.argv
+    if _compat.IS_WINDOWS:
+        # Windows children are 2.7's own (see popen_spawn_win32).
+        from multiprocessing import forking
+        forking.freeze_support()
+        return
     if is_forking(argv):
         spawn_main(**_frozen_kwargs(argv[2:]))
         sys.exit()
