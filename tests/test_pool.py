@@ -32,6 +32,17 @@ def pool(request, ctx):
     request.node.funcargs.pop('pool', None)
 
 
+@pytest.fixture
+def fork_pool(request):
+    """For what happens in the parent alone (callbacks, iteration, timeouts):
+    the start method does not matter, fork is the quickest."""
+    p = mpspawn.get_context('fork').Pool(2)
+    yield p
+    p.terminate()
+    p.join()
+    request.node.funcargs.pop('fork_pool', None)
+
+
 def pid_gone(pid):
     try:
         os.kill(pid, 0)
@@ -70,17 +81,17 @@ def test_large_arguments_and_results(pool):
     assert [len(b) for b in pool.imap(tp.identity, [big] * 3)] == [3 << 20] * 3
 
 
-def test_callbacks(pool):
+def test_callbacks(fork_pool):
     seen = []
-    result = pool.map_async(tp.square, range(10), callback=seen.append)
+    result = fork_pool.map_async(tp.square, range(10), callback=seen.append)
     assert result.get(timeout=T) == [x * x for x in range(10)]
     assert seen == [[x * x for x in range(10)]]
 
     seen, errors = [], []
-    result = pool.apply_async(tp.square, (3,), callback=seen.append,
+    result = fork_pool.apply_async(tp.square, (3,), callback=seen.append,
                               error_callback=errors.append)
     assert result.get(timeout=T) == 9
-    result = pool.apply_async(tp.raise_value_error, ('nope',), callback=seen.append,
+    result = fork_pool.apply_async(tp.raise_value_error, ('nope',), callback=seen.append,
                               error_callback=errors.append)
     with pytest.raises(ValueError):
         result.get(timeout=T)
@@ -89,7 +100,7 @@ def test_callbacks(pool):
     assert len(errors) == 1 and isinstance(errors[0], ValueError)
 
     errors = []
-    result = pool.starmap_async(tp.fail_on, [(i, 3) for i in range(6)], chunksize=1,
+    result = fork_pool.starmap_async(tp.fail_on, [(i, 3) for i in range(6)], chunksize=1,
                                 error_callback=errors.append)
     with pytest.raises(ValueError):
         result.get(timeout=T)
@@ -106,9 +117,9 @@ def test_exception_carries_remote_traceback(pool):
     assert 'ValueError: boom' in str(cause)
 
 
-def test_map_reraises_the_failing_item(pool):
+def test_map_reraises_the_failing_item(fork_pool):
     with pytest.raises(ValueError) as info:
-        pool.starmap(tp.fail_on, [(i, 5) for i in range(10)], chunksize=2)
+        fork_pool.starmap(tp.fail_on, [(i, 5) for i in range(10)], chunksize=2)
     assert str(info.value) == 'bad item 5'
 
 
@@ -126,8 +137,8 @@ def test_imap_unordered_delivers_everything(pool):
         [x * x for x in range(30)]
 
 
-def test_imap_unordered_yields_fast_results_first(pool):
-    it = pool.imap_unordered(tp.sleep_then, [1.0, 0])
+def test_imap_unordered_yields_fast_results_first(fork_pool):
+    it = fork_pool.imap_unordered(tp.sleep_then, [1.0, 0])
     assert it.next(timeout=T) is None
     # The slow one is still running.
     with pytest.raises(mpspawn.TimeoutError):
@@ -137,8 +148,8 @@ def test_imap_unordered_yields_fast_results_first(pool):
         it.next(timeout=T)
 
 
-def test_imap_next_timeout(pool):
-    it = pool.imap(tp.sleep_then, [30])
+def test_imap_next_timeout(fork_pool):
+    it = fork_pool.imap(tp.sleep_then, [30])
     with pytest.raises(mpspawn.TimeoutError):
         it.next(timeout=0.1)
 
@@ -149,9 +160,9 @@ def squares_then_error():
     raise ZeroDivisionError('the iterable broke')
 
 
-def test_imap_iterable_error_takes_its_place(pool):
+def test_imap_iterable_error_takes_its_place(fork_pool):
     got = []
-    it = pool.imap(tp.square, squares_then_error())
+    it = fork_pool.imap(tp.square, squares_then_error())
     with pytest.raises(ZeroDivisionError):
         for value in it:
             got.append(value)
@@ -160,17 +171,17 @@ def test_imap_iterable_error_takes_its_place(pool):
         it.next(timeout=T)
 
 
-def test_imap_bad_chunksize(pool):
+def test_imap_bad_chunksize(fork_pool):
     with pytest.raises(ValueError):
-        pool.imap(tp.square, range(3), chunksize=0)
+        fork_pool.imap(tp.square, range(3), chunksize=0)
     with pytest.raises(ValueError):
-        pool.imap_unordered(tp.square, range(3), chunksize=-1)
+        fork_pool.imap_unordered(tp.square, range(3), chunksize=-1)
 
 
 # -- AsyncResult --------------------------------------------------------------------
 
-def test_get_timeout_wait_ready_successful(pool):
-    result = pool.apply_async(tp.sleep_then, (30,))
+def test_get_timeout_wait_ready_successful(fork_pool):
+    result = fork_pool.apply_async(tp.sleep_then, (30,))
     with pytest.raises(mpspawn.TimeoutError):
         result.get(timeout=0.1)
     assert result.wait(timeout=0.05) is None
@@ -532,13 +543,13 @@ def test_exception_that_cannot_be_unpickled(pool):
 
 
 @pytest.mark.mpspawn_only
-def test_pickling_error_names_the_item(pool):
+def test_pickling_error_names_the_item(fork_pool):
     generator = (i for i in range(3))
     with pytest.raises(TypeError) as info:
-        pool.map(tp.identity, [1, 2, 3, 4, 5, generator, 7], chunksize=4)
+        fork_pool.map(tp.identity, [1, 2, 3, 4, 5, generator, 7], chunksize=4)
     assert 'iterable[5]' in str(info.value), info.value
     with pytest.raises(TypeError) as info:
-        list(pool.imap(tp.identity, [1, 2, 3, generator], chunksize=2))
+        list(fork_pool.imap(tp.identity, [1, 2, 3, generator], chunksize=2))
     assert 'iterable[3]' in str(info.value), info.value
 
 
@@ -576,11 +587,11 @@ class SequenceThatBreaks(object):
 
 
 @pytest.mark.mpspawn_only
-def test_map_over_a_sequence_that_breaks(pool):
+def test_map_over_a_sequence_that_breaks(fork_pool):
     # Python 3 waits forever for the chunks that never come.
     with pytest.raises(RuntimeError, match='the sequence broke'):
-        pool.map(tp.square, SequenceThatBreaks(), chunksize=1)
-    assert pool.map(tp.square, [2]) == [4]
+        fork_pool.map(tp.square, SequenceThatBreaks(), chunksize=1)
+    assert fork_pool.map(tp.square, [2]) == [4]
 
 
 @pytest.mark.mpspawn_only
