@@ -779,11 +779,13 @@ if __name__ == '__main__':
 '''
 
 
-@pytest.mark.mpspawn_only
+@pytest.mark.mpspawn_only      # Python 3.11 repeats it in every child (gh-98552)
 def test_server_output_not_duplicated_in_children(tmpdir):
     write_file(str(tmpdir.join('noisy.py')), NOISY_MODULE)
     write_file(str(tmpdir.join('app.py')), NOISY_SCRIPT)
-    result = run_python(['app.py'], cwd=str(tmpdir), timeout=TIMEOUT)
+    # Buffered output, as by default (an empty value means unset).
+    result = run_python(['app.py'], cwd=str(tmpdir), timeout=TIMEOUT,
+                        env={'PYTHONUNBUFFERED': ''})
     assert result.returncode == 0, result
     assert result.out.count('PRELOAD-NOISE') == 1, result
     assert sorted(line for line in result.out.splitlines() if line.startswith('CHILD')) == \
