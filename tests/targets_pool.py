@@ -142,3 +142,10 @@ def close_fds_and_sleep(seconds):
     among them), then stay alive."""
     os.closerange(3, 4096)
     time.sleep(seconds)
+
+
+def write_file_after(path, seconds):
+    time.sleep(seconds)
+    with open(path, 'w') as f:
+        f.write('done')
+    return path

@@ -262,3 +262,24 @@ def test_missing_backport_says_how_to_install(tmpdir):
         ''')
     result = support.run_python([script], timeout=T)
     assert 'pip install mpspawn[futures]' in result.out, result
+
+
+EXIT_SCRIPT = '''
+import sys
+import mpspawn
+import mpspawn.futures as futures
+import targets_pool as tp
+
+if __name__ == '__main__':
+    ex = futures.ProcessPoolExecutor(1, mp_context=mpspawn.get_context(sys.argv[1]))
+    ex.submit(tp.write_file_after, sys.argv[2], 0.5)
+    print('leaving without shutdown')
+'''
+
+
+def test_exit_waits_for_submitted_work(tmpdir, start_method):
+    script = support.write_file(str(tmpdir.join('leave.py')), EXIT_SCRIPT)
+    flag = str(tmpdir.join('flag'))
+    result = support.run_python([script, start_method, flag], timeout=T)
+    assert result.returncode == 0, result
+    assert os.path.exists(flag), result

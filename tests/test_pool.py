@@ -629,3 +629,23 @@ def test_worker_that_closes_its_pipes_and_lives_on(spawning_ctx):
         with pytest.raises(WorkerLostError):
             p.apply(tp.close_fds_and_sleep, (3,))
         assert p.apply(tp.square, (5,)) == 25
+
+
+EXIT_SCRIPT = '''
+import sys
+import mpspawn
+import targets_pool as tp
+
+if __name__ == '__main__':
+    pool = mpspawn.get_context(sys.argv[1]).Pool(2)
+    assert pool.apply(tp.square, (3,)) == 9
+    pool.apply_async(tp.sleep_then, (60,))
+    print('leaving without close')
+'''
+
+
+def test_exit_terminates_an_open_pool(tmpdir, start_method):
+    script = support.write_file(str(tmpdir.join('leave.py')), EXIT_SCRIPT)
+    result = support.run_python([script, start_method], timeout=30)
+    assert result.returncode == 0, result
+    assert 'leaving without close' in result.out
