@@ -2,7 +2,8 @@
 
     python bench/run.py [--systems NAME[,NAME...]] [--quick] [--rounds N]
                         [--json OUT.json] [--reference NAME] [--groups G,...]
-                        [--python2 PATH] [--python3 PATH]
+                        [--python2 PATH] [--python3 PATH] [--stat median|min]
+    python bench/run.py --from-json OUT.json [--stat min] [--reference NAME]
 
 Times process start-up, queues, pipes, pools, locks, shared values,
 managers and child memory for several *systems* (an interpreter, an
@@ -333,7 +334,8 @@ def cell_status(results, system, row):
 
 
 def tables(report, notes):
-    """The text of the result tables."""
+    """The text of the result tables (figures: report['statistic'])."""
+    stat = report.get('statistic', 'median')
     results = report['results']
     reference = report['reference']
     units = dict((name, unit) for name, unit, _ in catalogue.ROWS)
@@ -352,7 +354,7 @@ def tables(report, notes):
                      if any(name in results.get(s, {}) for s in columns)]
         if not columns or not row_names:
             continue
-        header = ['median (ratio to %s)' % ref, 'unit'] + columns
+        header = ['%s (ratio to %s)' % (stat, ref), 'unit'] + columns
         body, spread_body = [], []
         for row in row_names:
             scale = catalogue.UNIT_SCALE[units[row]]
@@ -367,16 +369,16 @@ def tables(report, notes):
                         cells.append(note.split(':')[0] + notes.mark(note))
                     spreads.append('-')
                     continue
-                text = fmt_value(entry['median'] * scale)
-                if ref_entry is not None and ref_entry['median'] > 0:
-                    text += ' (%.2fx)' % (entry['median'] / ref_entry['median'])
+                text = fmt_value(entry[stat] * scale)
+                if ref_entry is not None and ref_entry[stat] > 0:
+                    text += ' (%.2fx)' % (entry[stat] / ref_entry[stat])
                 cells.append(text)
                 iqr = (entry['q3'] - entry['q1']) / entry['median'] * 100 if entry['median'] else 0
                 spreads.append('%.0f%% n=%d' % (iqr, entry['n']))
             body.append([row, units[row]] + cells)
             spread_body.append([row] + spreads)
-        out.append('%s: median cost per operation, lower is better; (x) = ratio to %s'
-                   % (title, ref))
+        out.append('%s: %s cost per operation, lower is better; (x) = ratio to %s'
+                   % (title, stat, ref))
         out.append(render_table(header, body))
         out.append('')
         out.append('%s: spread (interquartile range as %% of the median) and samples'
@@ -386,7 +388,7 @@ def tables(report, notes):
     return '\n'.join(out)
 
 
-def evaluate_targets(results):
+def evaluate_targets(results, stat='median'):
     checked = []
     for what, system, row, ref_system, ref_row, bound in TARGETS:
         entry, note = cell_status(results, system, row)
@@ -394,17 +396,17 @@ def evaluate_targets(results):
         item = {'target': what, 'system': system, 'row': row,
                 'reference': ref_system, 'reference_row': ref_row,
                 'max_cost_ratio': bound}
-        if entry is None or ref_entry is None or not ref_entry['median']:
+        if entry is None or ref_entry is None or not ref_entry[stat]:
             item['status'] = 'not measured'
             item['why'] = note or ref_note or 'not in this run'
         else:
-            item['cost_ratio'] = entry['median'] / ref_entry['median']
+            item['cost_ratio'] = entry[stat] / ref_entry[stat]
             item['status'] = 'met' if item['cost_ratio'] <= bound else 'MISSED'
         checked.append(item)
     return checked
 
 
-def targets_text(checked):
+def targets_text(checked, stat='median'):
     rows = []
     for item in checked:
         if 'cost_ratio' in item:
@@ -415,7 +417,8 @@ def targets_text(checked):
                      '<= %.2f' % item['max_cost_ratio'],
                      item['status'] if 'cost_ratio' in item
                      else item['why']])
-    return ('Issue 6 targets: cost of system / cost of reference (lower is better)\n'
+    return ('Issue 6 targets: cost of system / cost of reference, %s figures '
+            '(lower is better)\n' % stat
             + render_table(['target', 'system', 'reference', 'ratio', 'bound', 'status'],
                            rows, left=(0, 1, 2, 5)))
 
@@ -448,6 +451,12 @@ def parse_args(argv):
     parser.add_argument('--python3', default=None,
                         help='Python 3 interpreter (default: a clean venv of CPython %s '
                         'under ~/.cache/mpspawn-bench)' % DEFAULT_PY3_VERSION)
+    parser.add_argument('--stat', choices=['median', 'min'], default='median',
+                        help='the figure the tables and targets use (default median; '
+                        'min estimates the cost without interference on a busy machine)')
+    parser.add_argument('--from-json', metavar='FILE', default=None,
+                        help='print the tables of an earlier run (with --stat, '
+                        '--reference) instead of running')
     parser.add_argument('--timeout', type=float, default=None,
                         help='seconds one worker may take (default %d; %d with --quick)'
                         % (catalogue.TIMEOUT_FULL, catalogue.TIMEOUT_QUICK))
@@ -472,6 +481,8 @@ def select_systems(args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.from_json:
+        return show_earlier(args)
     quick = args.quick
     rounds = args.rounds or (1 if quick else 5)
     timeout = args.timeout or (catalogue.TIMEOUT_QUICK if quick else catalogue.TIMEOUT_FULL)
@@ -579,26 +590,9 @@ def main(argv=None):
     report['events'] = events
     report['results'] = results
     report['machine']['loadavg_end'] = _loadavg()
-    report['targets'] = evaluate_targets(results)
-
-    notes = Notes()
-    text = [
-        'mpspawn benchmark: %s rounds%s, %s CPUs, load %s -> %s, %.0f s'
-        % (rounds, ' (quick)' if quick else '', report['machine']['cpu_count'],
-           report['machine']['loadavg_start'], report['machine']['loadavg_end'],
-           report['elapsed']),
-        'command: %s' % ' '.join(report['command']),
-    ]
-    for interp, info in sorted(interpreters.items()):
-        text.append('%s = CPython %s (%s)' % (interp, info['version'], info['path']))
-    text.append('')
-    text.append(tables(report, notes))
-    text.append(targets_text(report['targets']))
-    if notes.texts:
-        text.append('')
-        text.append('Notes')
-        text.append(notes.render())
-    report['text'] = '\n'.join(text)
+    report['statistic'] = args.stat
+    report['targets'] = evaluate_targets(results, args.stat)
+    report['text'] = report_text(report)
     print(report['text'])
 
     path = args.json
@@ -611,6 +605,44 @@ def main(argv=None):
         json.dump(report, f, indent=1, sort_keys=True)
     progress('wrote %s' % path)
     return report
+
+
+def show_earlier(args):
+    """Print the tables of a saved run, with another statistic or reference."""
+    with open(args.from_json) as f:
+        report = json.load(f)
+    if args.reference:
+        if args.reference not in report['systems']:
+            raise SystemExit('reference %r is not in that run' % args.reference)
+        report['reference'] = args.reference
+    report['statistic'] = args.stat
+    report['targets'] = evaluate_targets(report['results'], args.stat)
+    print(report_text(report))
+    return report
+
+
+def report_text(report):
+    """Header, tables, targets and notes of a report."""
+    rounds, quick = report['rounds'], report['quick']
+    interpreters = report['interpreters']
+    notes = Notes()
+    text = [
+        'mpspawn benchmark: %s rounds%s, %s CPUs, load %s -> %s, %.0f s'
+        % (rounds, ' (quick)' if quick else '', report['machine']['cpu_count'],
+           report['machine']['loadavg_start'], report['machine']['loadavg_end'],
+           report['elapsed']),
+        'command: %s' % ' '.join(report['command']),
+    ]
+    for interp, info in sorted(interpreters.items()):
+        text.append('%s = CPython %s (%s)' % (interp, info['version'], info['path']))
+    text.append('')
+    text.append(tables(report, notes))
+    text.append(targets_text(report['targets'], report.get('statistic', 'median')))
+    if notes.texts:
+        text.append('')
+        text.append('Notes')
+        text.append(notes.render())
+    return '\n'.join(text)
 
 
 def _run_jobs(jobs, systems, timeout, run_tmp, report, samples, failures,

@@ -83,6 +83,13 @@ def test_quick_run_writes_complete_json(tmpdir):
     assert '[round 1/1' in result.err
     assert not [e for e in report['events'] if 'warning' in e], report['events']
 
+    # A saved run prints again, here with the minimum as the figure.
+    again = support.run_python([BENCH, '--from-json', str(tmpdir.join('bench.json')),
+                                '--stat', 'min'], timeout=60)
+    assert again.returncode == 0, again
+    assert 'Systems: min cost per operation' in again.out
+    assert 'Issue 6 targets' in again.out
+
 
 def test_unknown_system_is_refused(tmpdir):
     result = support.run_python([BENCH, '--quick', '--systems', 'nonesuch'], timeout=60)
