@@ -649,3 +649,27 @@ def test_exit_terminates_an_open_pool(tmpdir, start_method):
     result = support.run_python([script, start_method], timeout=30)
     assert result.returncode == 0, result
     assert 'leaving without close' in result.out
+
+
+@pytest.mark.parametrize('end', ['close_join', 'terminate', 'terminate_join'])
+def test_no_thread_left(end):
+    import threading
+    before = set(threading.enumerate())
+    for make in (lambda: mpspawn.get_context('fork').Pool(2), lambda: ThreadPool(2)):
+        p = make()
+        assert list(p.imap(tp.square, range(5))) == [0, 1, 4, 9, 16]
+        p.apply_async(tp.square, (1,)).get(timeout=T)
+        if end == 'close_join':
+            p.close()
+            p.join()
+        elif end == 'terminate':
+            p.terminate()
+        else:
+            p.terminate()
+            p.join()
+        left = set(threading.enumerate()) - before
+        if end == 'terminate' and isinstance(p, ThreadPool):
+            # Python 3: terminate() does not wait for thread workers, join() does.
+            p.join()
+            left = set(threading.enumerate()) - before
+        assert not left, left
