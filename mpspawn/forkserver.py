@@ -51,6 +51,9 @@ _HANDSHAKE_TIMEOUT = 10.0
 _MAX_PENDING = 64
 # How long an authenticated client may take to hand over its descriptors.
 _RECEIVE_TIMEOUT = 10.0
+# Longer socket paths do not fit in sockaddr_un (108 bytes on Linux, 104
+# on macOS): a long TMPDIR is then not used for the socket.
+_MAX_SOCKET_PATH = 100
 # What preparation data the server applies before preloading (and, for
 # '__main__', every key named init_main_*).
 _PRELOAD_KEYS = ('sys_path', 'sys_argv', 'dir', 'orig_dir')
@@ -185,6 +188,10 @@ class ForkServer(object):
         tracker_fd = resource_tracker.getfd()
         directory = tempfile.mkdtemp(prefix='pymp-')       # mode 0700
         address = os.path.join(directory, 'forkserver')
+        if len(address) > _MAX_SOCKET_PATH:
+            os.rmdir(directory)
+            directory = tempfile.mkdtemp(prefix='pymp-', dir='/tmp')
+            address = os.path.join(directory, 'forkserver')
         cleanup = [directory]
         try:
             listener = _compat.socket_cloexec(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))

@@ -326,6 +326,28 @@ def test_killed_server_is_replaced(tmpdir, when):
     assert _field(result.out, 'NEW_SERVER') == ['True'], result
 
 
+@pytest.mark.mpspawn_only      # Python 3.11: "AF_UNIX path too long"
+def test_works_with_a_long_tmpdir(tmpdir):
+    """A socket path must fit in 104-108 bytes: a long TMPDIR still works."""
+    deep = tmpdir.join('d' * 60, 'e' * 60)
+    deep.ensure(dir=True)
+    write_file(str(tmpdir.join('app.py')), """
+import mpspawn
+import targets
+
+if __name__ == '__main__':
+    ctx = mpspawn.get_context('forkserver')
+    p = ctx.Process(target=targets.exit_with, args=(8,))
+    p.start()
+    p.join()
+    print('EXIT %s' % p.exitcode)
+""")
+    result = run_python(['app.py'], cwd=str(tmpdir), timeout=TIMEOUT,
+                        env={'TMPDIR': str(deep)})
+    assert result.returncode == 0, result
+    assert _field(result.out, 'EXIT') == ['8'], result
+
+
 # ---------------------------------------------------------------------------
 # Beyond Python 3: descriptors, a private authenticated socket, preloading
 # __main__, lifecycle
