@@ -144,10 +144,6 @@ def process_chunk(fn, chunk):
     return [fn(*args) for args in chunk]
 
 
-class _ChannelClosed(Exception):
-    pass
-
-
 def _wrapped(exc, tb, wrap):
     if not wrap:
         return exc

@@ -5,7 +5,6 @@ Conformance: on Python 3 ``mpspawn.futures`` is ``concurrent.futures``; on
 """
 import os
 import signal
-import sys
 
 import pytest
 
@@ -265,7 +264,6 @@ def test_missing_backport_says_how_to_install(tmpdir):
 
 
 EXIT_SCRIPT = '''
-import sys
 import mpspawn
 import mpspawn.futures as futures
 import targets_pool as tp

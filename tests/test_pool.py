@@ -6,8 +6,6 @@ import gc
 import os
 import pickle
 import signal
-import sys
-import time
 
 import pytest
 
@@ -325,7 +323,6 @@ def test_unpicklable_argument_fails_that_task(pool):
 # -- __main__ under spawn -------------------------------------------------------------
 
 SCRIPT = '''
-import sys
 import mpspawn as multiprocessing
 
 def cube(x):
@@ -482,7 +479,6 @@ def test_broken_pool_closes_cleanly(ctx):
 
 
 NO_GUARD_SCRIPT = '''
-import sys
 import mpspawn as multiprocessing
 
 def cube(x):
@@ -632,7 +628,6 @@ def test_worker_that_closes_its_pipes_and_lives_on(spawning_ctx):
 
 
 EXIT_SCRIPT = '''
-import sys
 import mpspawn
 import targets_pool as tp
 

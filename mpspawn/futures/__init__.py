@@ -30,7 +30,6 @@ from concurrent.futures import (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED,
 from concurrent.futures import thread
 
 from .process import ProcessPoolExecutor, BrokenExecutor
-from . import process
 
 # ``import mpspawn.futures.thread`` is the backport's module, as on Python 3.
 sys.modules[__name__ + '.thread'] = thread
