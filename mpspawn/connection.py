@@ -166,9 +166,9 @@ class _ConnectionBase(object):
         if offset < 0:
             raise ValueError("negative offset")
         size = _compat.writable_size(buf)
-        data = self._recv_bytes()
         if offset > size:
             raise ValueError("offset too large")
+        data = self._recv_bytes()
         if offset + len(data) > size:
             raise BufferTooShort(data)
         _compat.write_into(buf, offset, data)
