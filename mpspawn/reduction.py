@@ -277,7 +277,11 @@ def _rebuild_socket(dupfd, family, type, proto):
 
 def _register_socket_reducer():
     import socket
-    for cls in set([socket.socket, getattr(socket, '_socketobject', socket.socket)]):
+    # 2.7's socket.socketpair() gives bare _socket.socket objects
+    # (socket._realsocket), which cPickle would otherwise pickle as an empty,
+    # closed socket.
+    for cls in set([socket.socket, getattr(socket, '_socketobject', socket.socket),
+                    getattr(socket, '_realsocket', socket.socket)]):
         register(cls, _reduce_socket)
 
 
