@@ -126,7 +126,7 @@ def spawn_main(pipe_handle, parent_pid=None, tracker_fd=None):
 
 def _main(fd, parent_sentinel):
     from . import reduction
-    with os.fdopen(fd, 'rb', 0 if _compat.PY2 else -1) as from_parent:
+    with os.fdopen(fd, 'rb') as from_parent:
         process.current_process()._inheriting = True
         try:
             preparation_data = reduction.load(from_parent)

@@ -319,7 +319,9 @@ def test_output_flushed_before_start(tmpdir, spawning_ctx):
             p.start()
             p.join()
     ''')
-    result = run_python(['flush.py', spawning_ctx.get_start_method()], cwd=str(tmpdir))
+    # Buffered output, or the test could not fail (PYTHONUNBUFFERED may be set).
+    result = run_python(['flush.py', spawning_ctx.get_start_method()], cwd=str(tmpdir),
+                        env={'PYTHONUNBUFFERED': ''})
     assert result.returncode == 0, result
     assert result.out.split() == ['parent', 'line', 'child', 'line'], result
 
