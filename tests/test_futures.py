@@ -264,6 +264,7 @@ def test_missing_backport_says_how_to_install(tmpdir):
 
 
 EXIT_SCRIPT = '''
+import sys
 import mpspawn
 import mpspawn.futures as futures
 import targets_pool as tp

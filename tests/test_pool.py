@@ -323,6 +323,7 @@ def test_unpicklable_argument_fails_that_task(pool):
 # -- __main__ under spawn -------------------------------------------------------------
 
 SCRIPT = '''
+import sys
 import mpspawn as multiprocessing
 
 def cube(x):
@@ -479,6 +480,7 @@ def test_broken_pool_closes_cleanly(ctx):
 
 
 NO_GUARD_SCRIPT = '''
+import sys
 import mpspawn as multiprocessing
 
 def cube(x):
@@ -628,6 +630,7 @@ def test_worker_that_closes_its_pipes_and_lives_on(spawning_ctx):
 
 
 EXIT_SCRIPT = '''
+import sys
 import mpspawn
 import targets_pool as tp
 
