@@ -9,7 +9,7 @@ import atexit
 import itertools
 import os
 import sys
-import weakref
+from _weakref import ref as _weak_ref
 
 from . import process
 from . import _compat
@@ -128,21 +128,33 @@ def get_temp_dir():
 
 # -- after-fork hooks ------------------------------------------------------------
 
-_afterfork_registry = weakref.WeakValueDictionary()
+# key -> weak reference to the object; an entry leaves when its object dies.
+# (A plain dict of weak references: the weakref module is not worth its
+# import in every spawned child.)
+_afterfork_registry = {}
 _afterfork_counter = itertools.count()
 
 
 def _run_after_forkers():
-    items = sorted(_afterfork_registry.items())
-    for (index, ident, func), obj in items:
+    for key in sorted(_afterfork_registry):
+        ref = _afterfork_registry.get(key)
+        obj = ref() if ref is not None else None
+        if obj is None:
+            continue
         try:
-            func(obj)
+            key[2](obj)
         except Exception as exc:
             info('after forker raised exception %s', exc)
 
 
 def register_after_fork(obj, func):
-    _afterfork_registry[(next(_afterfork_counter), id(obj), func)] = obj
+    """Call ``func(obj)`` in a forked child while ``obj`` is alive."""
+    key = (next(_afterfork_counter), id(obj), func)
+    registry = _afterfork_registry
+
+    def forget(_, key=key):
+        registry.pop(key, None)
+    registry[key] = _weak_ref(obj, forget)
 
 
 # -- finalizers ------------------------------------------------------------------
@@ -162,7 +174,7 @@ class Finalize(object):
                 "Exitpriority ({0!r}) must be None or int, not {1!s}".format(
                     exitpriority, type(exitpriority)))
         if obj is not None:
-            self._weakref = weakref.ref(obj, self)
+            self._weakref = _weak_ref(obj, self)
         elif exitpriority is None:
             raise ValueError("Without object, exitpriority cannot be None")
         self._callback = callback
