@@ -20,6 +20,7 @@ LIMIT = 0.5
 
 SCRIPT = '''
 import os
+import sys
 import time
 
 import mpspawn
