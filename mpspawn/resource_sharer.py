@@ -21,6 +21,9 @@ __all__ = ['DupFd', 'stop']
 
 # Below the queues' feeder-thread join (-5), above the temp dir removal (-100).
 _EXIT_PRIORITY = -50
+# At exit, a thread stuck with a client that never finishes its handshake is
+# abandoned (it is a daemon) after this long.
+_EXIT_STOP_TIMEOUT = 2.0
 _REQUEST_LIMIT = 64
 
 
@@ -175,7 +178,8 @@ class _ResourceSharer(object):
         self._thread = thread
         thread.start()
         util.debug('resource sharer listening on %s', address)
-        self._finalizer = util.Finalize(None, self.stop, exitpriority=_EXIT_PRIORITY)
+        self._finalizer = util.Finalize(None, self.stop, args=(_EXIT_STOP_TIMEOUT,),
+                                        exitpriority=_EXIT_PRIORITY)
 
     def _pop(self, key):
         with self._lock:

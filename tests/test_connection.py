@@ -643,3 +643,29 @@ def test_unfetched_descriptors_are_closed_when_the_sharer_stops():
 def _sharer_threads():
     import threading
     return [t for t in threading.enumerate() if t.name == 'ResourceSharer']
+
+
+STUCK_CLIENT_SCRIPT = '''
+import os
+import socket
+import mpspawn
+from mpspawn import reduction, resource_sharer
+
+if __name__ == '__main__':
+    a, b = mpspawn.Pipe()
+    pickled = reduction.ForkingPickler.dumps(b)        # starts the sharer
+    address = resource_sharer._resource_sharer._address
+    stuck = socket.socket(socket.AF_UNIX)
+    stuck.connect(address)
+    stuck.recv(100)                     # the challenge: the thread now waits...
+    # ...for an answer that never comes.
+    print('exiting')
+'''
+
+
+@pytest.mark.mpspawn_only
+def test_exit_does_not_hang_on_a_client_that_never_authenticates(tmpdir):
+    script = support.write_file(str(tmpdir.join('stuck.py')), STUCK_CLIENT_SCRIPT)
+    result = support.run_python([script], timeout=60)
+    assert result.returncode == 0 and 'exiting' in result.out, result
+    assert result.elapsed < 30, result.elapsed
