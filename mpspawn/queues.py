@@ -51,6 +51,12 @@ _SCALAR_TYPES = frozenset([type(None), bool, int, float, bytes, _compat.text_typ
 # The feeder joins small frames into one write up to this many bytes; bigger
 # items go out as they are, without a copy.
 _BATCH_BYTES = 1 << 18
+_READ_CHUNK = 1 << 16
+# Items of this size or more are read into one preallocated buffer, and
+# byte strings this long are written without being copied into a pickle.
+_BIG_BYTES = 1 << 16
+_LE_INT = struct.Struct('<i')
+_MAX_BINSTRING = 0x7fffffff
 _SEPARATE_WRITE = 1 << 16
 # put() writes a frame itself when the pipe takes it whole or not at all.
 _DIRECT_LIMIT = getattr(select, 'PIPE_BUF', 512) - _HEADER.size
@@ -76,7 +82,9 @@ def _read_exact(fd, size, chunks=None):
     remaining = size
     while remaining > 0:
         try:
-            chunk = os.read(fd, remaining)
+            # os.read allocates what it is asked for: asking a pipe for
+            # more than it can hold would map and unmap memory every time.
+            chunk = os.read(fd, min(remaining, _READ_CHUNK))
         except OSError as exc:
             if exc.errno == errno.EINTR:
                 continue
@@ -119,7 +127,47 @@ def _complete_message(fd, first):
         raise OSError('bad message length')
     else:
         head = first[4:]
+    if size >= _BIG_BYTES:
+        return _read_big(fd, head, size)
     return _read_exact(fd, size - len(head), [head])
+
+
+class _BytesPickle(object):
+    """The protocol 2 pickle of a large byte string, held as the string
+    between the opcodes around it: the string (immutable) is not copied
+    until the pipe takes it."""
+
+    __slots__ = ('parts', 'size')
+
+    def __init__(self, data):
+        prefix = b'\x80\x02T' + _LE_INT.pack(len(data))     # PROTO 2, BINSTRING
+        self.parts = (prefix, data, b'.')                      # STOP
+        self.size = len(prefix) + len(data) + 1
+
+    def __len__(self):
+        return self.size
+
+
+def _read_big(fd, head, size):
+    """The rest of a large frame whose first bytes are ``head``, read
+    straight into one buffer (a bytearray)."""
+    import _io
+    buf = bytearray(size)
+    buf[:len(head)] = head
+    view = memoryview(buf)
+    pos = len(head)
+    reader = _io.FileIO(fd, 'rb', closefd=False)
+    while pos < size:
+        try:
+            n = reader.readinto(view[pos:])
+        except (IOError, OSError) as exc:
+            if _compat.is_eintr(exc):
+                continue
+            raise
+        if not n:
+            raise OSError('got end of file during message')
+        pos += n
+    return buf
 
 
 def _frame(data):
@@ -201,7 +249,10 @@ class Queue(object):
             self._check_open()
         if type(obj) in _SCALAR_TYPES and self._plain_loads is not None:
             # No reducer applies to these: the same bytes, without the overhead.
-            data = _plain_dumps(obj, _compat.PICKLE_PROTOCOL)
+            if type(obj) is bytes and _BIG_BYTES <= len(obj) < _MAX_BINSTRING:
+                data = _BytesPickle(obj)
+            else:
+                data = _plain_dumps(obj, _compat.PICKLE_PROTOCOL)
         else:
             try:
                 data = self._dumps(obj)
@@ -289,10 +340,13 @@ class Queue(object):
             finally:
                 self._rlock.release()
         # Unpickled after the lock is released: other readers need not wait.
-        # reduction.ForkingPickler.loads's common case, inline.
-        if (self._plain_loads is not None and len(res) < 4096
-                and b'Q' not in res and b'P' not in res):
-            return self._plain_loads(res)
+        if self._plain_loads is not None:
+            # reduction.ForkingPickler.loads's common case, inline.
+            if len(res) < 4096 and b'Q' not in res and b'P' not in res:
+                return self._plain_loads(res)
+            return self._loads(res)     # takes the bytearray of a big item
+        if type(res) is bytearray:
+            res = bytes(res)
         return self._loads(res)
 
     def qsize(self):
@@ -466,7 +520,15 @@ class _Feeder(object):
             fd = self._writer.fileno()
             self._wlock.acquire()
             try:
-                _write_frames(fd, batch)
+                # Every write to the pipe is made under the write lock, so
+                # its holder may make the shared write end blocking: one
+                # system call then writes a whole big item, the kernel
+                # filling the pipe as readers drain it.
+                _set_blocking(fd, True)
+                try:
+                    _write_frames(fd, batch)
+                finally:
+                    _set_blocking(fd, False)
             finally:
                 self._wlock.release()
         except Exception as exc:
@@ -489,9 +551,16 @@ def _write_frames(fd, items):
         if len(data) >= _SEPARATE_WRITE:
             header, data = _frame(data)
             pending.append(header)
-            _write_all(fd, b''.join(pending))
-            _write_all(fd, data)
-            pending = []
+            if type(data) is _BytesPickle:
+                prefix, payload, suffix = data.parts
+                pending.append(prefix)
+                _write_all(fd, b''.join(pending))
+                _write_all(fd, payload)
+                pending = [suffix]
+            else:
+                _write_all(fd, b''.join(pending))
+                _write_all(fd, data)
+                pending = []
         else:
             pending.extend(_frame(data))
     if pending:
@@ -499,8 +568,17 @@ def _write_frames(fd, items):
 
 
 def _set_nonblocking(fd):
+    _set_blocking(fd, False)
+
+
+def _set_blocking(fd, blocking):
     import fcntl
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if blocking:
+        flags &= ~os.O_NONBLOCK
+    else:
+        flags |= os.O_NONBLOCK
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
 def _wait_writable(fd):
@@ -515,7 +593,7 @@ def _wait_writable(fd):
 
 
 def _write_all(fd, data):
-    """Write all of ``data`` to the non-blocking ``fd``, waiting for room."""
+    """Write all of ``data`` to ``fd`` (waiting for room if it is non-blocking)."""
     view = None
     while data:
         try:
