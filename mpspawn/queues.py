@@ -2,9 +2,9 @@
 
 Python 3's design: a pipe carries framed pickles, a lock per direction keeps
 the frames of concurrent readers or writers apart, and a bounded semaphore
-counts the items (it bounds ``maxsize`` and answers ``qsize``).  A ``Queue``
-writes through a feeder thread so that ``put`` does not block on a full
-pipe.
+counts the items (it bounds ``maxsize`` and answers ``qsize``).  ``put``
+never blocks on a full pipe: what the pipe cannot take at once is left to a
+feeder thread.
 
 Differences that matter to a user:
 
@@ -12,9 +12,11 @@ Differences that matter to a user:
   reducer.  An unpicklable item raises there, naming where the culprit sits,
   and nothing enters the queue (Python 3 fails later, in the feeder thread).
   The item is also copied as it is at the moment of ``put``.
-* ``get`` blocks in poll() or in the C semaphore, so Ctrl-C interrupts it
-  at once; the feeder thread blocks every signal so it never swallows one.
-* The feeder writes everything queued so far in one system call per batch.
+* A small item goes into the pipe from ``put`` itself when the pipe has room
+  and nothing older is buffered (one write, no thread); the feeder thread
+  starts only when needed and writes what piled up in batches.
+* ``get`` blocks in read(), poll() or the C semaphore, so Ctrl-C interrupts
+  it at once; the feeder thread blocks every signal so it never swallows one.
 """
 import errno
 import os
