@@ -25,6 +25,7 @@ import struct
 import weakref
 
 from . import connection, context, reduction, util, _compat
+from .resource_sharer import _resource_sharer as _sharer
 from .util import debug, info, Finalize, register_after_fork, is_exiting
 
 __all__ = ['Queue', 'SimpleQueue', 'JoinableQueue']
@@ -70,11 +71,25 @@ def _forking_pickler():
 
 
 def _dumps(obj):
-    """The pickle of ``obj``; an error says where the unpicklable part is."""
+    return _dumps_or_explain(_forking_pickler().dumps, obj)
+
+
+def _dumps_or_explain(dumps, obj):
+    """``dumps(obj)``; an error says where the unpicklable part is."""
+    mark = _sharer.mark()
     try:
-        return _forking_pickler().dumps(obj)
+        return dumps(obj)
     except Exception as exc:
+        _explain_pickling_error(exc, obj, mark)
+
+
+def _explain_pickling_error(exc, obj, mark):
+    """Raise ``exc`` naming where the unpicklable part of ``obj`` is; the
+    descriptors of connections pickled before the failure are let go."""
+    try:
         reduction.explain_pickling_error(exc, [('obj', obj)])
+    finally:
+        _sharer.discard_since(mark)
 
 
 def _read_exact(fd, size, chunks=None):
@@ -256,10 +271,11 @@ class Queue(object):
             else:
                 data = _plain_dumps(obj, _compat.PICKLE_PROTOCOL)
         else:
+            mark = _sharer._next_key
             try:
                 data = self._dumps(obj)
             except Exception as exc:
-                reduction.explain_pickling_error(exc, [('obj', obj)])
+                _explain_pickling_error(exc, obj, mark)
         if not self._sem.acquire(block, timeout):
             raise Full
         # _send's common case, inline: a small item, nothing buffered.
@@ -636,10 +652,7 @@ class JoinableQueue(Queue):
     def put(self, obj, block=True, timeout=None):
         if self._closed:
             self._check_open()
-        try:
-            data = self._dumps(obj)
-        except Exception as exc:
-            reduction.explain_pickling_error(exc, [('obj', obj)])
+        data = _dumps_or_explain(self._dumps, obj)
         if not self._sem.acquire(block, timeout):
             raise Full
         with self._cond:

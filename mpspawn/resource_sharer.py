@@ -56,6 +56,8 @@ class _ResourceSharer(object):
     def __init__(self):
         self._lock = _compat.allocate_lock()
         self._cache = {}
+        # key -> thread that registered it, for discard_since().
+        self._owners = {}
         self._next_key = 0
         self._reset()
         util.register_after_fork(self, _ResourceSharer._after_fork)
@@ -80,6 +82,7 @@ class _ResourceSharer(object):
                 raise
             self._next_key += 1
             self._cache[self._next_key] = new_fd
+            self._owners[self._next_key] = _compat.get_ident()
             return (self._address, self._next_key, os.getpid())
 
     def take_local(self, ident):
@@ -92,6 +95,7 @@ class _ResourceSharer(object):
             if address != self._address:
                 return None
             fd = self._cache.pop(key, None)
+            self._owners.pop(key, None)
         if fd is None:
             raise OSError('the shared descriptor was already fetched')
         return fd
@@ -136,6 +140,7 @@ class _ResourceSharer(object):
                 pass
             fds = [self._wake_r, self._wake_w] + list(self._cache.values())
             self._cache.clear()
+            self._owners.clear()
             finalizer = self._finalizer
             self._reset()
         util.close_fds(*fds)
@@ -147,6 +152,7 @@ class _ResourceSharer(object):
         # (the socket file belongs to the parent and stays).
         fds = list(self._cache.values())
         self._cache.clear()
+        self._owners.clear()
         self._lock = _compat.allocate_lock()
         if self._listen_sock is not None:
             self._listen_sock.close()
@@ -183,7 +189,25 @@ class _ResourceSharer(object):
 
     def _pop(self, key):
         with self._lock:
+            self._owners.pop(key, None)
             return self._cache.pop(key, None)
+
+    def mark(self):
+        """A point to give to discard_since()."""
+        return self._next_key
+
+    def discard_since(self, mark):
+        """Close the descriptors this thread registered after ``mark`` and
+        nobody fetched: pickling that failed half way registered them for
+        a message that was never sent."""
+        me = _compat.get_ident()
+        with self._lock:
+            keys = [key for key, owner in self._owners.items()
+                    if key > mark and owner == me]
+            fds = [self._cache.pop(key) for key in keys if key in self._cache]
+            for key in keys:
+                del self._owners[key]
+        util.close_fds(*fds)
 
 
 def _serve(sharer, sock, wake_r):
@@ -234,3 +258,5 @@ def _dup_cloexec(fd):
 
 _resource_sharer = _ResourceSharer()
 stop = _resource_sharer.stop
+mark = _resource_sharer.mark
+discard_since = _resource_sharer.discard_since

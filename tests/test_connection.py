@@ -669,3 +669,28 @@ def test_exit_does_not_hang_on_a_client_that_never_authenticates(tmpdir):
     result = support.run_python([script], timeout=60)
     assert result.returncode == 0 and 'exiting' in result.out, result
     assert result.elapsed < 30, result.elapsed
+
+
+@pytest.mark.mpspawn_only
+def test_failed_put_lets_go_of_the_connections_it_pickled(ctx):
+    # Nothing was sent, so nobody will fetch these descriptors: the leak
+    # check fails this test if they stay with the resource sharer.
+    q = ctx.Queue()
+    a, b = mpspawn.Pipe()
+    try:
+        with pytest.raises(TypeError):
+            q.put([a, b, tq.Unpicklable()])
+        q.put([a, 'fine'])
+        got, word = q.get(True, DEADLINE)
+        got.send('via the copy')
+        assert b.recv() == 'via the copy'
+        got.close()
+    finally:
+        a.close()
+        b.close()
+        finish_queue(q)
+
+
+def finish_queue(q):
+    q.close()
+    q.join_thread()
