@@ -1,6 +1,7 @@
 """The spawn start method: a fresh interpreter, started holding only the
 descriptors it needs, reads its preparation data and the pickled process
 object from a pipe."""
+import errno
 import os
 
 from . import context, reduction, spawn, util, _compat
@@ -49,7 +50,17 @@ class Popen(_ForkPopen):
             cmd = spawn.get_command_line(**kwds)
             self.pid = _compat.spawn_with_fds(spawn.get_executable(), cmd, self._fds)
             self.sentinel = parent_r
-            _write_all(parent_w, payload)
+            # Only the child may hold its ends now: were it to die while
+            # starting, our write must fail rather than wait forever.
+            util.close_fds(child_r, child_w)
+            child_r = child_w = None
+            try:
+                _write_all(parent_w, payload)
+            except OSError as exc:
+                # The child died before reading all of it: it did start,
+                # and its exit code (e.g. -9) says how it ended.
+                if exc.errno != errno.EPIPE:
+                    raise
         finally:
             # parent_w stays open while we live: the child's parent_process()
             # watches its read end.
