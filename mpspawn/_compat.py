@@ -27,7 +27,7 @@ if PY2:
     import copy_reg as copyreg
     from cStringIO import StringIO as BytesIO
     # The C pieces behind threading: importing threading itself costs ~3 ms.
-    from thread import allocate_lock, get_ident
+    from thread import allocate_lock, get_ident, start_new_thread
     from thread import _local as thread_local
     string_types = (str, unicode)  # noqa: F821 (2.7 builtin)
     integer_types = (int, long)  # noqa: F821 (2.7 builtin)
@@ -47,7 +47,7 @@ else:
     import pickle
     import copyreg
     from io import BytesIO
-    from _thread import allocate_lock, get_ident
+    from _thread import allocate_lock, get_ident, start_new_thread
     from threading import local as thread_local
     string_types = (str,)
     integer_types = (int,)

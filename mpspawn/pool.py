@@ -162,6 +162,7 @@ def _process_worker(tasks, results, initializer=None, initargs=(),
     task is its result, and a result that cannot be pickled is reported as
     the pickling error itself rather than MaybeEncodingError.
     """
+    _exit_with_parent()
     pickler = context._reducer_module().ForkingPickler
     dumps, loads = pickler.dumps, pickler.loads
     recv_bytes, send_bytes = tasks.recv_bytes, results.send_bytes
@@ -203,6 +204,27 @@ def _process_worker(tasks, results, initializer=None, initargs=(),
             break
         payload = None
         completed += 1
+
+
+def _exit_with_parent():
+    """End this worker as soon as the pool's process dies, even inside a
+    task: its result could go nowhere, and a worker must not outlive a
+    SIGKILLed parent (Python 3's wait forever).  A bare thread watches the
+    parent's sentinel (the threading module would cost start-up time)."""
+    from . import process
+    sentinel = getattr(process.parent_process(), '_sentinel', None)
+    if sentinel is None:
+        return
+
+    def watch():
+        while True:
+            _compat.wait_fds([sentinel], None)
+            try:
+                if not os.read(sentinel, 1):
+                    os._exit(1)             # end of file: the parent is gone
+            except OSError:
+                return                      # not ours to watch any more
+    _compat.start_new_thread(watch, ())
 
 
 def _encode_result(dumps, loads, result, executor, wrap_exception):
