@@ -105,8 +105,11 @@ def log_to_stderr(level=None):
 
 # -- temp directory -----------------------------------------------------------
 
-def _remove_temp_dir(rmtree, tempdir):
+def _remove_temp_dir(rmtree, tempdir, tracked=False):
     rmtree(tempdir, ignore_errors=True)
+    if tracked:
+        from . import resource_tracker
+        resource_tracker.unregister(tempdir, 'folder')
     current = process.current_process()
     if current is not None:
         current._config['tempdir'] = None
@@ -120,7 +123,15 @@ def get_temp_dir():
         import tempfile
         tempdir = tempfile.mkdtemp(prefix='pymp-')
         info('created temp directory %s', tempdir)
-        Finalize(None, _remove_temp_dir, args=(shutil.rmtree, tempdir),
+        # Should this process be killed before its exit functions run, the
+        # resource tracker removes the directory once the tree has ended.
+        try:
+            from . import resource_tracker
+            resource_tracker.register(tempdir, 'folder')
+            tracked = True
+        except (OSError, ValueError):
+            tracked = False
+        Finalize(None, _remove_temp_dir, args=(shutil.rmtree, tempdir, tracked),
                  exitpriority=-100)
         process.current_process()._config['tempdir'] = tempdir
     return tempdir
