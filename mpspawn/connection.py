@@ -56,7 +56,8 @@ def address_type(address):
         return 'AF_INET'
     if isinstance(address, _compat.string_types) or isinstance(address, bytes):
         return 'AF_UNIX'
-    raise ValueError('address type of %r unrecognized' % (address,))
+    # Python 3 raises TypeError for what is neither a tuple nor a string.
+    raise TypeError('address type of %r unrecognized' % (address,))
 
 
 class _ConnectionBase(object):

@@ -37,6 +37,7 @@ SEM_VALUE_MAX = _compat.c_multiprocessing().SemLock.SEM_VALUE_MAX
 
 BrokenBarrierError = _compat.BrokenBarrierError
 
+_C_INT_MAX = 2 ** 31 - 1
 _NAME_PREFIX = '/mps-'
 _NAME_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
 _NAME_ATTEMPTS = 100
@@ -104,15 +105,25 @@ def _thread_qualified_process_name():
     return name
 
 
+def _check_initial_value(value):
+    """The exceptions Python 3 raises for a bad initial value (its C SemLock
+    takes a C int and sem_open refuses the rest), with clearer messages."""
+    if not isinstance(value, _compat.integer_types):
+        raise TypeError("'%s' object cannot be interpreted as an integer"
+                        % type(value).__name__)
+    if value > _C_INT_MAX:
+        raise OverflowError('semaphore initial value %d is too large for a C int' % value)
+    if value < 0 or value > SEM_VALUE_MAX:
+        raise OSError(errno.EINVAL, 'Invalid argument: a semaphore initial value must be '
+                      'between 0 and %d, not %d' % (SEM_VALUE_MAX, value))
+
+
 class SemLock(object):
     """Base of the semaphore-backed objects: wraps one C ``SemLock``."""
 
     def __init__(self, kind, value, maxvalue, ctx=None):
         ctx = _context_or_default(ctx)
-        if value < 0:
-            raise ValueError('semaphore initial value must be >= 0')
-        if value > SEM_VALUE_MAX:
-            raise ValueError('semaphore initial value must be <= %d' % SEM_VALUE_MAX)
+        _check_initial_value(value)
         self._fork_only = ctx.get_start_method() == 'fork'
         if self._fork_only:
             self._name = None
