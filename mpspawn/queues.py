@@ -61,6 +61,11 @@ _BIG_BYTES = 1 << 16
 _LE_INT = struct.Struct('<i')
 _MAX_BINSTRING = 0x7fffffff
 _SEPARATE_WRITE = 1 << 16
+# A get() with a timeout that has started reading an item gives up once no
+# byte of it arrives for this long after the deadline: its writer died half
+# way through the item (the queue does not know its writers, so a stall is
+# the only sign).  The queue is corrupt then, as Python 3 warns.
+_STALL_LIMIT = 5.0
 # put() writes a frame itself when the pipe takes it whole or not at all.
 _DIRECT_LIMIT = getattr(select, 'PIPE_BUF', 512) - _HEADER.size
 
@@ -92,12 +97,15 @@ def _explain_pickling_error(exc, obj, mark):
         _sharer.discard_since(mark)
 
 
-def _read_exact(fd, size, chunks=None):
+def _read_exact(fd, size, chunks=None, deadline=None):
     """``size`` more bytes from ``fd``, joined after ``chunks``; EOFError at
-    end of file before anything was read."""
+    end of file before anything was read.  With a ``deadline``, OSError if
+    the bytes stop coming (see _STALL_LIMIT)."""
     chunks = chunks or []
     remaining = size
     while remaining > 0:
+        if deadline is not None:
+            _wait_for_rest(fd, deadline)
         try:
             # os.read allocates what it is asked for: asking a pipe for
             # more than it can hold would map and unmap memory every time.
@@ -115,25 +123,33 @@ def _read_exact(fd, size, chunks=None):
     return chunks[0] if len(chunks) == 1 else b''.join(chunks)
 
 
-def _recv_message(fd):
+def _wait_for_rest(fd, deadline):
+    wait = max(0.0, deadline - _compat.monotonic()) + _STALL_LIMIT
+    if not _compat.wait_fds([fd], wait):
+        raise OSError('queue item incomplete: none of its remaining bytes arrived '
+                      'for %.0f seconds (was its writer killed while putting it?); '
+                      'the queue is corrupt' % _STALL_LIMIT)
+
+
+def _recv_message(fd, deadline=None):
     """The next item's pickle from the pipe ``fd`` (the caller holds the
-    read lock)."""
+    read lock); with a ``deadline``, a stalled item raises OSError."""
     try:
         first = _read(fd, _MIN_FRAME)
     except OSError as exc:
         if exc.errno != errno.EINTR:
             raise
         first = b''
-    return _complete_message(fd, first)
+    return _complete_message(fd, first, deadline)
 
 
-def _complete_message(fd, first):
+def _complete_message(fd, first, deadline=None):
     """The pickle of the frame whose first bytes ``first`` were read."""
     if len(first) != _MIN_FRAME:
         if first:
-            first = _read_exact(fd, _MIN_FRAME - len(first), [first])
+            first = _read_exact(fd, _MIN_FRAME - len(first), [first], deadline)
         else:
-            first = _read_exact(fd, _MIN_FRAME)
+            first = _read_exact(fd, _MIN_FRAME, None, deadline)
     size, = _unpack_header(first)
     if 0 <= size <= _SMALL_PAYLOAD:
         return first[4:4 + size]
@@ -145,8 +161,8 @@ def _complete_message(fd, first):
     else:
         head = first[4:]
     if size >= _BIG_BYTES:
-        return _read_big(fd, head, size)
-    return _read_exact(fd, size - len(head), [head])
+        return _read_big(fd, head, size, deadline)
+    return _read_exact(fd, size - len(head), [head], deadline)
 
 
 class _BytesPickle(object):
@@ -165,7 +181,7 @@ class _BytesPickle(object):
         return self.size
 
 
-def _read_big(fd, head, size):
+def _read_big(fd, head, size, deadline=None):
     """The rest of a large frame whose first bytes are ``head``, read
     straight into one buffer (a bytearray)."""
     import _io
@@ -175,6 +191,8 @@ def _read_big(fd, head, size):
     pos = len(head)
     reader = _io.FileIO(fd, 'rb', closefd=False)
     while pos < size:
+        if deadline is not None:
+            _wait_for_rest(fd, deadline)
         try:
             n = reader.readinto(view[pos:])
         except (IOError, OSError) as exc:
@@ -353,7 +371,8 @@ class Queue(object):
                         raise Empty
                 elif not self._poll():
                     raise Empty
-                res = _recv_message(self._reader_fd)
+                res = _recv_message(self._reader_fd,
+                                    deadline if block else _compat.monotonic())
                 self._sem.release()
             finally:
                 self._rlock.release()
