@@ -18,7 +18,9 @@ from . import _compat
 
 __all__ = ['SharedMemory', 'ShareableList']
 
-_NAME_PREFIX = '/psm_'
+# Not Python 3's '/psm_': a 2.7 and a Python 3 program on one machine can
+# tell their blocks apart in /dev/shm.
+_NAME_PREFIX = '/mpsm_'
 # Short enough for macOS (31 characters, leading slash included).
 _NAME_LENGTH = 14
 

@@ -22,9 +22,16 @@ NON_FORK_METHODS = [m for m in ALL_START_METHODS if m != 'fork']
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(mpspawn.__file__)))
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# Names in /dev/shm that semaphores or shared memory of ours (or of the
-# standard library's multiprocessing) would use.
-SHM_PATTERNS = ('sem.mps-', 'sem.mp-', 'mps-', 'psm_', 'sem.mpspawn', 'mpspawn')
+# Names in /dev/shm of the implementation under test (semaphores, shared
+# memory, and the blocks tests create by name, which start with
+# SHM_TEST_PREFIX).  The 2.7 and Python 3 runs use different names, so the
+# two can run at the same time without seeing each other's entries.
+if IS_MPSPAWN:
+    SHM_TEST_PREFIX = 'mps-'
+    SHM_PATTERNS = ('sem.mps-', 'mpsm_', SHM_TEST_PREFIX)
+else:
+    SHM_TEST_PREFIX = 'mp3-'
+    SHM_PATTERNS = ('sem.mp-', 'psm_', SHM_TEST_PREFIX)
 
 
 def monotonic():

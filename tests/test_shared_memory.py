@@ -33,7 +33,7 @@ def test_create_write_read(block):
 
 
 def test_named_create_and_exclusive(tmpdir):
-    name = 'mps-test-%d' % os.getpid()
+    name = support.SHM_TEST_PREFIX + 'test-%d' % os.getpid()
     blk = shared_memory.SharedMemory(name, create=True, size=100)
     try:
         assert blk.name == name
@@ -124,7 +124,7 @@ def test_shareable_list_in_child(ctx):
 def test_leaked_block_cleaned_by_tracker(tmpdir, spawning_ctx):
     """A block created and never unlinked is removed once every process of
     the tree is gone."""
-    name = 'mps-leak-%d' % os.getpid()
+    name = support.SHM_TEST_PREFIX + 'leak-%d' % os.getpid()
     support.write_file(str(tmpdir.join('leaky.py')), '''
         import sys
         import mpspawn as multiprocessing
@@ -150,7 +150,7 @@ def test_leaked_block_cleaned_by_tracker(tmpdir, spawning_ctx):
 @pytest.mark.skipif(sys.version_info[:2] not in [(2, 7)] and sys.version_info < (3, 13),
                     reason='track= is new in Python 3.13')
 def test_untracked_block_survives_its_creator(tmpdir):
-    name = 'mps-untracked-%d' % os.getpid()
+    name = support.SHM_TEST_PREFIX + 'untracked-%d' % os.getpid()
     result = support.run_python(['-c', 'from mpspawn import shared_memory; '
                                  'shared_memory.SharedMemory(%r, create=True, size=64, track=False)'
                                  % name], cwd=str(tmpdir))

@@ -78,7 +78,7 @@ def rss_kib(pid='self'):
     return 0
 
 
-SHM_PREFIXES = ('sem.mps-', 'mps-', 'psm_')
+SHM_PREFIXES = ('sem.mps-', 'mps-', 'mpsm_')
 
 
 def shm_entries():
