@@ -427,14 +427,30 @@ def byte_view(obj):
     return view, len(view)
 
 
-def writable_view(mapping, size):
-    """A writable memoryview of an mmap.  2.7's mmap has only the old buffer
-    interface, so the view goes through a ctypes array over the mapping
-    (which also keeps the mapping alive while the view lives)."""
+def writable_view(mapping, size, offset=0):
+    """A writable memoryview of ``size`` bytes of an mmap from ``offset``.
+    2.7's mmap has only the old buffer interface, so the view goes through a
+    ctypes array over the mapping (which also keeps the mapping alive while
+    the view lives)."""
     if PY2:
         import ctypes
-        return memoryview((ctypes.c_ubyte * size).from_buffer(mapping))
-    return memoryview(mapping)
+        return memoryview((ctypes.c_ubyte * size).from_buffer(mapping, offset))
+    return memoryview(mapping)[offset:offset + size]
+
+
+builtins_module = __import__('__builtin__' if PY2 else 'builtins')
+
+
+def open_devnull_as_stdin():
+    """A text stream reading /dev/null, for a child's sys.stdin."""
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        if PY2:
+            return os.fdopen(fd, 'r')
+        return open(fd, encoding='utf-8', closefd=True)
+    except (OSError, ValueError):
+        os.close(fd)
+        raise
 
 
 def writable_size(obj):

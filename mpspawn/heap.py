@@ -316,10 +316,7 @@ class BufferWrapper(object):
     def create_memoryview(self):
         """A writable memoryview of the block."""
         (arena, start, stop), size = self._state
-        if not _compat.PY2:
-            return memoryview(arena.buffer)[start:start + size]
-        import ctypes
-        return memoryview((ctypes.c_ubyte * size).from_buffer(arena.buffer, start))
+        return _compat.writable_view(arena.buffer, size, start)
 
     def buffer_region(self):
         """``(mmap, offset, size)``: the arena's mmap and the block's place in it."""

@@ -182,11 +182,10 @@ def _find_in_classes(namespace, func, depth):
     return None
 
 
-if _compat.PY2:
-    copyreg.pickle(types.MethodType, _reduce_method)
-    copyreg.pickle(type(list.append), _reduce_method_descriptor)
-    copyreg.pickle(type(int.__add__), _reduce_method_descriptor)
-    register(types.FunctionType, _reduce_function)
+copyreg.pickle(types.MethodType, _reduce_method)
+copyreg.pickle(type(list.append), _reduce_method_descriptor)
+copyreg.pickle(type(int.__add__), _reduce_method_descriptor)
+register(types.FunctionType, _reduce_function)
 
 
 # -- descriptors --------------------------------------------------------------
@@ -312,7 +311,7 @@ _FOREIGN_TYPES = {
 }
 _MPSPAWN_EQUIVALENT = {'Synchronized': 'Value', 'SynchronizedArray': 'Array',
                        'SynchronizedString': 'Array', 'Connection': 'Pipe'}
-_foreign_types_pending = dict(_FOREIGN_TYPES) if _compat.PY2 else {}
+_foreign_types_pending = dict(_FOREIGN_TYPES)
 
 
 def _register_foreign_reducers():

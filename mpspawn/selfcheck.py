@@ -21,6 +21,7 @@ import threading
 import time
 
 import mpspawn
+from mpspawn import _compat
 
 HANG_TIMEOUT = 3.0
 SAMPLES = 5
@@ -112,7 +113,7 @@ def _not_byte_compiled():
     """Whether mpspawn's modules lack bytecode files (every spawned child
     would then compile them again at start-up)."""
     import imp
-    if sys.version_info[0] >= 3:
+    if not _compat.PY2:
         return False
     package_dir = os.path.dirname(os.path.abspath(mpspawn.__file__))
     sources = [f for f in os.listdir(package_dir) if f.endswith('.py')]
@@ -124,7 +125,7 @@ def main(argv=None):
     print('mpspawn %s on Python %s (%s, %s)' % (
         getattr(mpspawn, '__version__', 'stdlib'), platform.python_version(),
         sys.platform, platform.machine()))
-    if sys.version_info[0] >= 3:
+    if not _compat.PY2:
         print('  (on Python 3, mpspawn is the standard library multiprocessing)')
     methods = mpspawn.get_all_start_methods()
     default = mpspawn.get_start_method()

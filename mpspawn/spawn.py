@@ -352,7 +352,7 @@ def import_main_path(main_path):
 
 
 def _run_main_code(module, code):
-    module.__builtins__ = sys.modules['__builtin__' if _compat.PY2 else 'builtins']
+    module.__builtins__ = _compat.builtins_module
     previous = sys.modules.get('__main__')
     _install_main(module)
     try:

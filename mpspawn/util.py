@@ -362,11 +362,7 @@ def _close_stdin():
     except (OSError, ValueError, IOError):
         pass
     try:
-        fd = os.open(os.devnull, os.O_RDONLY)
-        try:
-            sys.stdin = os.fdopen(fd, 'r') if _compat.PY2 else open(fd, encoding='utf-8', closefd=False)
-        except (OSError, ValueError):
-            os.close(fd)
+        sys.stdin = _compat.open_devnull_as_stdin()
     except (OSError, ValueError):
         pass
 
