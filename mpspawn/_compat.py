@@ -1289,20 +1289,8 @@ class Condition(object):
         return notified
 
     def wait_for(self, predicate, timeout=None):
-        result = predicate()
-        deadline = None
-        while not result:
-            if timeout is None:
-                self.wait()
-            else:
-                if deadline is None:
-                    deadline = monotonic() + timeout
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    break
-                self.wait(remaining)
-            result = predicate()
-        return result
+        from .util import wait_for_predicate
+        return wait_for_predicate(predicate, self.wait, timeout)
 
     def notify(self, n=1):
         if not self._is_owned():

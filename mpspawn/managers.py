@@ -1172,19 +1172,7 @@ class ConditionProxy(AcquirerProxy):
 
     def wait_for(self, predicate, timeout=None):
         """Wait until ``predicate()`` (evaluated here) is true."""
-        result = predicate()
-        if result:
-            return result
-        deadline = None if timeout is None else _compat.monotonic() + timeout
-        waittime = None
-        while not result:
-            if deadline is not None:
-                waittime = deadline - _compat.monotonic()
-                if waittime <= 0:
-                    break
-            self.wait(waittime)
-            result = predicate()
-        return result
+        return util.wait_for_predicate(predicate, self.wait, timeout)
 
 
 class EventProxy(BaseProxy):

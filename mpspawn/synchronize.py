@@ -359,19 +359,7 @@ class Condition(object):
     def wait_for(self, predicate, timeout=None):
         """Wait until ``predicate()`` is true (or ``timeout`` seconds pass);
         returns the last value of the predicate."""
-        result = predicate()
-        if result:
-            return result
-        deadline = None if timeout is None else _compat.monotonic() + timeout
-        remaining = None
-        while not result:
-            if deadline is not None:
-                remaining = deadline - _compat.monotonic()
-                if remaining <= 0:
-                    break
-            self.wait(remaining)
-            result = predicate()
-        return result
+        return util.wait_for_predicate(predicate, self.wait, timeout)
 
 
 class Event(object):

@@ -338,6 +338,25 @@ class ForkAwareLocal(_compat.thread_local):
         return type(self), ()
 
 
+def wait_for_predicate(predicate, wait, timeout=None):
+    """Call ``wait(remaining_seconds)`` (None: no limit) until ``predicate()``
+    is true or ``timeout`` seconds have passed; return the predicate's last
+    value.  Condition.wait_for of every flavour (process, thread, proxy)."""
+    result = predicate()
+    if result:
+        return result
+    deadline = None if timeout is None else _compat.monotonic() + timeout
+    remaining = None
+    while not result:
+        if deadline is not None:
+            remaining = deadline - _compat.monotonic()
+            if remaining <= 0:
+                break
+        wait(remaining)
+        result = predicate()
+    return result
+
+
 # -- descriptors and streams --------------------------------------------------
 
 def close_all_fds_except(fds):

@@ -122,6 +122,30 @@ def session_members(sid):
     return members
 
 
+# How long a test waits for a child before calling it hung.
+DEADLINE = 30
+
+
+def start(ctx, target, *args):
+    """Start ``target(*args)`` in a child of ``ctx``; the Process."""
+    p = ctx.Process(target=target, args=args)
+    p.start()
+    return p
+
+
+def join_ok(*procs):
+    """Join the children (each within DEADLINE) and check they exited with 0."""
+    for p in procs:
+        p.join(DEADLINE)
+        assert p.exitcode == 0, p
+
+
+def recv(conn, timeout=DEADLINE):
+    """The next object from ``conn``, failing the test if none arrives in time."""
+    assert conn.poll(timeout), 'nothing arrived from the child within %ss' % timeout
+    return conn.recv()
+
+
 def write_file(path, text):
     parent = os.path.dirname(path)
     if parent and not os.path.isdir(parent):

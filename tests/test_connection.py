@@ -17,6 +17,7 @@ from mpspawn import connection, reduction
 from mpspawn.connection import Client, Listener
 from mpspawn.context import AuthenticationError, BufferTooShort
 import support
+from support import start, join_ok, recv
 import targets_queues as tq
 
 DEADLINE = tq.DEADLINE
@@ -39,23 +40,6 @@ def resource_sharer_running():
     until exit) before the leak check takes its first inventory."""
     _start_resource_sharer()
     yield
-
-
-def start(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
-
-
-def join_ok(*procs):
-    for p in procs:
-        p.join(DEADLINE)
-        assert p.exitcode == 0, p
-
-
-def recv(conn, timeout=DEADLINE):
-    assert conn.poll(timeout), 'nothing arrived within %ss' % timeout
-    return conn.recv()
 
 
 # -- Pipe within a process -------------------------------------------------------

@@ -23,6 +23,7 @@ import pytest
 
 import mpspawn
 import support
+from support import start
 import targets
 import targets_forkserver as tfs
 from support import run_python, write_file
@@ -47,12 +48,6 @@ def server_pid():
     forkserver = forkserver_module()
     forkserver.ensure_running()
     return forkserver._forkserver._forkserver_pid
-
-
-def start(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
 
 
 def recv(conn, timeout=TIMEOUT):

@@ -17,17 +17,12 @@ import pytest
 import mpspawn
 import mpspawn.heap
 import support
+from support import start
 import targets_sync
 
 from mpspawn.heap import BufferWrapper, Heap
 
 DEADLINE = targets_sync.DEADLINE
-
-
-def start(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
 
 
 def join_ok(p):

@@ -11,28 +11,12 @@ import pytest
 
 import mpspawn
 import support
+from support import start, join_ok, recv
 import targets_managers as tm
 from mpspawn import managers
 from targets_managers import BrokenBarrierError, queue
 
 DEADLINE = tm.DEADLINE
-
-
-def start(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
-
-
-def join_ok(*procs):
-    for p in procs:
-        p.join(DEADLINE)
-        assert p.exitcode == 0, p
-
-
-def recv(conn, timeout=DEADLINE):
-    assert conn.poll(timeout), 'no answer from the child within %ss' % timeout
-    return conn.recv()
 
 
 def run_child(ctx, target, *args):

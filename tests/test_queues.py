@@ -12,6 +12,7 @@ import pytest
 
 import mpspawn
 import support
+from support import start, join_ok
 import targets_queues as tq
 from targets_queues import std_queue
 
@@ -20,18 +21,6 @@ MiB = 1 << 20
 
 needs_qsize = pytest.mark.skipif(sys.platform == 'darwin',
                                  reason='qsize() raises NotImplementedError on macOS')
-
-
-def start(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
-
-
-def join_ok(*procs):
-    for p in procs:
-        p.join(DEADLINE)
-        assert p.exitcode == 0, p
 
 
 def finish(*queues):

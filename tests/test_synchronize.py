@@ -18,6 +18,7 @@ import pytest
 
 import mpspawn
 import support
+from support import start, join_ok, recv
 import targets_sync
 from targets_sync import BrokenBarrierError
 
@@ -25,23 +26,6 @@ DEADLINE = targets_sync.DEADLINE
 
 needs_getvalue = pytest.mark.skipif(sys.platform == 'darwin',
                                     reason='sem_getvalue does not work on macOS')
-
-
-def start(ctx, target, *args):
-    p = ctx.Process(target=target, args=args)
-    p.start()
-    return p
-
-
-def join_ok(*procs):
-    for p in procs:
-        p.join(DEADLINE)
-        assert p.exitcode == 0, p
-
-
-def recv(conn, timeout=DEADLINE):
-    assert conn.poll(timeout), 'no answer from the child within %ss' % timeout
-    return conn.recv()
 
 
 def acquire_n(sem, n, timeout=DEADLINE):
