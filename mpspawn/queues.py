@@ -12,9 +12,11 @@ Differences that matter to a user:
   reducer.  An unpicklable item raises there, naming where the culprit sits,
   and nothing enters the queue (Python 3 fails later, in the feeder thread).
   The item is also copied as it is at the moment of ``put``.
-* A small item goes into the pipe from ``put`` itself when the pipe has room
-  and nothing older is buffered (one write, no thread); the feeder thread
-  starts only when needed and writes what piled up in batches.
+* A small item goes into the pipe from ``put`` itself while the pipe has
+  room (one write, no thread).  The first time it has not, the feeder thread
+  starts, and from then on every item goes through it, in batches: items of
+  one thread keep their order only if no item can overtake one that is
+  waiting in the feeder's buffer or in its hands.
 * ``get`` blocks in read(), poll() or the C semaphore, so Ctrl-C interrupts
   it at once; the feeder thread blocks every signal so it never swallows one.
 """
@@ -24,7 +26,7 @@ import select
 import struct
 import weakref
 
-from . import connection, context, reduction, util, _compat
+from . import connection, context, reduction, _compat
 from .resource_sharer import _resource_sharer as _sharer
 from .util import debug, info, Finalize, register_after_fork, is_exiting
 
@@ -296,10 +298,9 @@ class Queue(object):
                 _explain_pickling_error(exc, obj, mark)
         if not self._sem.acquire(block, timeout):
             raise Full
-        # _send's common case, inline: a small item, nothing buffered.
+        # _send's common case, inline: a small item, no feeder thread yet.
         size = len(data)
-        feeder = self._feeder
-        if (size <= _SMALL_PAYLOAD and (feeder is None or not (feeder.buffer or feeder.busy))
+        if (size <= _SMALL_PAYLOAD and self._feeder is None
                 and self._wlock.acquire(False)):
             try:
                 written = _write(self._writer_fd, _SMALL_FRAME.pack(size, data))
@@ -314,11 +315,13 @@ class Queue(object):
     def _send(self, data):
         """Write ``data`` now if that cannot block, else leave it to the
         feeder thread.  A small frame (up to PIPE_BUF) is written whole or
-        not at all; it goes directly only when this process has nothing
-        older buffered, so the items of one thread keep their order."""
+        not at all.  Once the feeder thread exists everything goes through
+        it: a direct write could overtake an item of the same thread that
+        the feeder holds (seen with two producer threads when the check
+        looked at its buffer and busy flag instead)."""
         feeder = self._feeder
         size = len(data)
-        if size <= _DIRECT_LIMIT and (feeder is None or not (feeder.buffer or feeder.busy)):
+        if size <= _DIRECT_LIMIT and feeder is None:
             if size <= _SMALL_PAYLOAD:
                 frame = _SMALL_FRAME.pack(size, data)
             else:
@@ -474,8 +477,6 @@ class _Feeder(object):
     def __init__(self, writer, reader, wlock, sem, ignore_epipe, onerror):
         import collections
         self.buffer = collections.deque()
-        # True from taking items off the buffer until they are written.
-        self.busy = False
         self.idle = False
         self._flag_lock = _compat.allocate_lock()
         # Locked while no wake-up is pending; put() releases it to wake the thread.
@@ -534,7 +535,6 @@ class _Feeder(object):
             batch = []
             size = 0
             stopping = False
-            self.busy = True
             while buffer and size < _BATCH_BYTES:
                 data = popleft()
                 if data is _SENTINEL:
@@ -544,7 +544,6 @@ class _Feeder(object):
                 size += len(data)
             if batch and not self._write_batch(batch):
                 return
-            self.busy = False
             if stopping:
                 debug('feeder thread got sentinel -- exiting')
                 self._reader.close()
@@ -561,11 +560,11 @@ class _Feeder(object):
                 # its holder may make the shared write end blocking: one
                 # system call then writes a whole big item, the kernel
                 # filling the pipe as readers drain it.
-                _set_blocking(fd, True)
+                _compat.set_blocking(fd, True)
                 try:
                     _write_frames(fd, batch)
                 finally:
-                    _set_blocking(fd, False)
+                    _compat.set_blocking(fd, False)
             finally:
                 self._wlock.release()
         except Exception as exc:
@@ -605,17 +604,9 @@ def _write_frames(fd, items):
 
 
 def _set_nonblocking(fd):
-    _set_blocking(fd, False)
+    _compat.set_blocking(fd, False)
 
 
-def _set_blocking(fd, blocking):
-    import fcntl
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    if blocking:
-        flags &= ~os.O_NONBLOCK
-    else:
-        flags |= os.O_NONBLOCK
-    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
 def _wait_writable(fd):

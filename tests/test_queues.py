@@ -151,7 +151,7 @@ def test_cancel_join_thread(ctx):
 
 def test_threads_share_a_queue(ctx):
     q = ctx.Queue()
-    count = 500
+    count = 2000
 
     def producer(tag):
         for i in range(count):
