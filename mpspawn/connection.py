@@ -9,7 +9,6 @@ import errno
 import hmac
 import os
 import struct
-import sys
 
 from . import context, reduction, util, _compat
 from .context import AuthenticationError, BufferTooShort

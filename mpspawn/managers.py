@@ -790,15 +790,8 @@ class BaseManager(object):
             def make_shared(self, *args, **kwds):
                 util.debug('requesting creation of a shared %r object', typeid)
                 token, exp = self._create(typeid, *args, **kwds)
-                proxy = proxytype(token, self._serializer, manager=self,
-                                  authkey=self._authkey, exposed=exp)
-                # The proxy holds its own reference now; drop create()'s.
-                conn = self._Client(token.address, authkey=self._authkey)
-                try:
-                    dispatch(conn, None, 'decref', (token.id,))
-                finally:
-                    conn.close()
-                return proxy
+                return _adopt_reference(proxytype, token, self._serializer, self,
+                                        self._authkey, exp, self._Client)
             make_shared.__name__ = typeid
             setattr(cls, typeid, make_shared)
 
@@ -830,6 +823,20 @@ class ProcessLocalSet(set):
     def __reduce__(self):
         return type(self), ()
 
+
+
+def _adopt_reference(proxytype, token, serializer, manager, authkey, exposed, client):
+    """A proxy for the object the server just made (or returned) for us.
+    The proxy takes a reference of its own, so the one the server took on
+    our behalf is dropped."""
+    proxy = proxytype(token, serializer, manager=manager, authkey=authkey,
+                      exposed=exposed)
+    conn = client(token.address, authkey=authkey)
+    try:
+        dispatch(conn, None, 'decref', (token.id,))
+    finally:
+        conn.close()
+    return proxy
 
 class BaseProxy(object):
     """Base class of proxies: ``_callmethod(name, args, kwds)`` runs a method
@@ -868,12 +875,7 @@ class BaseProxy(object):
 
     def _connect(self):
         util.debug('making connection to manager')
-        name = process.current_process().name
-        threading = sys.modules.get('threading')
-        if threading is not None:
-            thread_name = threading.current_thread().name
-            if thread_name != 'MainThread':
-                name += '|' + thread_name
+        name = util.thread_qualified_process_name()
         conn = self._Client(self._token.address, authkey=self._authkey)
         try:
             dispatch(conn, None, 'accept_connection', (name,))
@@ -901,14 +903,8 @@ class BaseProxy(object):
             else:
                 proxytype = _known_proxytypes.get(token.typeid, AutoProxy)
             token.address = self._token.address
-            proxy = proxytype(token, self._serializer, manager=self._manager,
-                              authkey=self._authkey, exposed=exposed)
-            conn = self._Client(token.address, authkey=self._authkey)
-            try:
-                dispatch(conn, None, 'decref', (token.id,))
-            finally:
-                conn.close()
-            return proxy
+            return _adopt_reference(proxytype, token, self._serializer, self._manager,
+                                    self._authkey, exposed, self._Client)
         raise convert_to_error(kind, result)
 
     def _getvalue(self):

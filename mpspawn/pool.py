@@ -1256,22 +1256,17 @@ class Pool(object):
 
     def imap(self, func, iterable, chunksize=1):
         """An iterator over ``func(item)`` in order, computed as the workers go."""
-        self._check_running()
-        if chunksize != 1 and not chunksize >= 1:
-            raise ValueError("Chunksize must be 1+, not {0:n}".format(chunksize))
-        result = IMapIterator(self)
-        result._chunksize = chunksize
-        self._feed(result, func, iterable, chunksize)
-        if chunksize == 1:
-            return result
-        return (item for chunk in result for item in chunk)
+        return self._iterate(IMapIterator, func, iterable, chunksize)
 
     def imap_unordered(self, func, iterable, chunksize=1):
         """Like imap(), in the order the results arrive."""
+        return self._iterate(IMapUnorderedIterator, func, iterable, chunksize)
+
+    def _iterate(self, iterator_class, func, iterable, chunksize):
         self._check_running()
         if chunksize != 1 and not chunksize >= 1:
             raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
-        result = IMapUnorderedIterator(self)
+        result = iterator_class(self)
         result._chunksize = chunksize
         self._feed(result, func, iterable, chunksize)
         if chunksize == 1:

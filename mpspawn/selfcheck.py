@@ -112,7 +112,6 @@ def _hazard(method):
 def _not_byte_compiled():
     """Whether mpspawn's modules lack bytecode files (every spawned child
     would then compile them again at start-up)."""
-    import imp
     if not _compat.PY2:
         return False
     package_dir = os.path.dirname(os.path.abspath(mpspawn.__file__))

@@ -25,7 +25,7 @@ import os
 import struct
 import sys
 
-from . import context, process, util, _compat
+from . import context, util, _compat
 
 __all__ = ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition',
            'Event', 'Barrier', 'BrokenBarrierError']
@@ -92,17 +92,6 @@ def _context_or_default(ctx):
     if ctx is None:
         return context._default_context.get_context()
     return ctx
-
-
-def _thread_qualified_process_name():
-    """'MainProcess', or 'MainProcess|Thread-1' outside the main thread."""
-    name = process.current_process().name
-    threading = sys.modules.get('threading')
-    if threading is not None:
-        thread_name = threading.current_thread().name
-        if thread_name != 'MainThread':
-            name += '|' + thread_name
-    return name
 
 
 def _check_initial_value(value):
@@ -234,7 +223,7 @@ class Lock(SemLock):
         semlock = self._semlock
         try:
             if semlock._is_mine():
-                owner = _thread_qualified_process_name()
+                owner = util.thread_qualified_process_name()
             elif semlock._get_value() == 1:
                 owner = 'None'
             elif semlock._count() > 0:
@@ -256,7 +245,7 @@ class RLock(SemLock):
         semlock = self._semlock
         try:
             if semlock._is_mine():
-                owner, count = _thread_qualified_process_name(), semlock._count()
+                owner, count = util.thread_qualified_process_name(), semlock._count()
             elif semlock._get_value() == 1:
                 owner, count = 'None', 0
             elif semlock._count() > 0:

@@ -338,6 +338,17 @@ class ForkAwareLocal(_compat.thread_local):
         return type(self), ()
 
 
+def thread_qualified_process_name():
+    """'MainProcess', or 'MainProcess|Thread-1' outside the main thread."""
+    name = process.current_process().name
+    threading = sys.modules.get('threading')
+    if threading is not None:
+        thread_name = threading.current_thread().name
+        if thread_name != 'MainThread':
+            name += '|' + thread_name
+    return name
+
+
 def wait_for_predicate(predicate, wait, timeout=None):
     """Call ``wait(remaining_seconds)`` (None: no limit) until ``predicate()``
     is true or ``timeout`` seconds have passed; return the predicate's last

@@ -88,17 +88,8 @@ def freeze_support():
     pass
 
 
-class Namespace(object):
-    """An object whose attributes are set by keyword."""
-
-    def __init__(self, **kwds):
-        self.__dict__.update(kwds)
-
-    def __repr__(self):
-        items = ['%s=%r' % (name, value) for name, value in self.__dict__.items()
-                 if not name.startswith('_')]
-        items.sort()
-        return '%s(%s)' % (type(self).__name__, ', '.join(items))
+# The same class as the manager's Namespace.
+from ..managers import Namespace  # noqa: E402,F401
 
 
 dict = dict
