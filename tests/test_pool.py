@@ -466,7 +466,9 @@ def test_failing_initializer_gives_up(tmpdir, ctx):
         p.join()
     with open(trace) as f:
         attempts = len(f.read())
-    assert 3 <= attempts <= 4
+    # Three failures in a row break the pool; replacements already starting
+    # (at most one per worker slot) may fail too.  Never an endless respawn.
+    assert 3 <= attempts <= 3 + 2
 
 
 @pytest.mark.mpspawn_only
