@@ -210,8 +210,8 @@ _PRIVATE_TEMPDIR = None
 
 
 def use_private_tempdir():
-    """Point tempfile (and, through TMPDIR, every child) at a fresh directory,
-    removed at exit if empty of our entries."""
+    """Point tempfile (and, through TMPDIR, every child) at a fresh
+    directory, removed at exit."""
     global _PRIVATE_TEMPDIR
     import atexit
     import shutil
