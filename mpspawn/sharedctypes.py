@@ -160,13 +160,21 @@ def rebuild_ctype(type_, wrapper, length):
 # -- the synchronized wrappers ------------------------------------------------------
 
 def _locked_property(name):
+    # acquire/release are the C semaphore's own methods; a with-statement
+    # would add two Python-level calls (__enter__/__exit__) per access.
     def getter(self):
-        with self._lock:
+        self.acquire()
+        try:
             return getattr(self._obj, name)
+        finally:
+            self.release()
 
     def setter(self, value):
-        with self._lock:
+        self.acquire()
+        try:
             setattr(self._obj, name, value)
+        finally:
+            self.release()
     return property(getter, setter)
 
 
@@ -214,20 +222,32 @@ class SynchronizedArray(SynchronizedBase):
         return len(self._obj)
 
     def __getitem__(self, i):
-        with self._lock:
+        self.acquire()
+        try:
             return self._obj[i]
+        finally:
+            self.release()
 
     def __setitem__(self, i, value):
-        with self._lock:
+        self.acquire()
+        try:
             self._obj[i] = value
+        finally:
+            self.release()
 
     def __getslice__(self, start, stop):
-        with self._lock:
+        self.acquire()
+        try:
             return self._obj[start:stop]
+        finally:
+            self.release()
 
     def __setslice__(self, start, stop, values):
-        with self._lock:
+        self.acquire()
+        try:
             self._obj[start:stop] = values
+        finally:
+            self.release()
 
 
 class SynchronizedString(SynchronizedArray):
