@@ -82,7 +82,7 @@ TARGETS = [
      'mpspawn-fork', 'pool_map', 'stdlib2-fork', 'pool_map', 1.0),
     ('Pool(2) to first result + shutdown <= 1.0x CPython 3 spawn Pool',
      'mpspawn-spawn', 'pool_lifecycle', 'stdlib3-spawn', 'pool_lifecycle', 1.0),
-    ('Lock acquire+release >= 0.9x 2.7\'s own Lock',
+    ('Lock acquire+release >= 0.9x 2.7\'s own Lock (thread run)',
      'mpspawn-spawn', 'lock', 'stdlib2-fork', 'lock', 1 / 0.9),
     ('Manager dict round trips >= 1.0x CPython 3 spawn',
      'mpspawn-spawn', 'manager_dict', 'stdlib3-spawn', 'manager_dict', 1.0),
