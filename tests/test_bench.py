@@ -17,8 +17,8 @@ HERE = 'py2' if sys.version_info[0] == 2 else 'py3'
 SYSTEM_ROWS = ['start_join_imported', 'start_join_main', 'first_instruction',
                'start8', 'cold_start', 'cold_first_child', 'queue_small',
                'queue_1mib', 'pipe_rt_1cpu', 'pipe_rt_2cpu', 'pool_first_result',
-               'pool_shutdown', 'pool_lifecycle', 'pool_map', 'lock', 'value_incr',
-               'manager_dict', 'idle_uss']
+               'pool_shutdown', 'pool_lifecycle', 'pool_map', 'lock', 'lock_no_thread',
+               'value_incr', 'manager_dict', 'idle_uss']
 FLOOR_ROWS = ['python_c_pass', 'python_S_c_pass', 'fork_exit_wait', 'raw_pipe',
               'pickle_small', 'pickle_1mib']
 
