@@ -1335,17 +1335,33 @@ def _run_callback(callback, value, result):
         _report_callback_error('callback %r of %r' % (callback, result))
 
 
-class ApplyResult(object):
+class _PoolJob(object):
+    """A job the pool tracks in its cache, by number, until its results are in."""
+
+    def __init__(self, pool):
+        self._pool = pool
+        self._job = next(job_counter)
+        self._cache = pool._cache
+        self._cache[self._job] = self
+
+    def _forget(self):
+        self._cache.pop(self._job, None)
+        self._pool = None
+
+    def _claim(self):
+        # Every task of a pool job is sent once it is dequeued (an executor's
+        # work item may be cancelled first, and says so here).
+        return True
+
+
+class ApplyResult(_PoolJob):
     """The result of apply_async(): get(), wait(), ready(), successful()."""
 
     def __init__(self, pool, callback, error_callback):
-        self._pool = pool
         self._event = _compat.Event()
-        self._job = next(job_counter)
-        self._cache = pool._cache
         self._callback = callback
         self._error_callback = error_callback
-        self._cache[self._job] = self
+        _PoolJob.__init__(self, pool)
 
     def ready(self):
         return self._event.is_set()
@@ -1374,13 +1390,6 @@ class ApplyResult(object):
             _run_callback(self._error_callback, self._value, self)
         self._event.set()
         self._forget()
-
-    def _forget(self):
-        self._cache.pop(self._job, None)
-        self._pool = None
-
-    def _claim(self):
-        return True
 
     def _abort(self, error):
         if not self.ready():
@@ -1440,21 +1449,18 @@ class MapResult(ApplyResult):
         self._event.set()
 
 
-class IMapIterator(object):
+class IMapIterator(_PoolJob):
     """The iterator returned by imap(); next(timeout) raises TimeoutError."""
 
     def __init__(self, pool):
         from collections import deque
-        self._pool = pool
         self._cond = _compat.Condition(_compat.Lock())
-        self._job = next(job_counter)
-        self._cache = pool._cache
         self._items = deque()
         self._index = 0
         self._length = None
         self._unsorted = {}
         self._aborted = False
-        self._cache[self._job] = self
+        _PoolJob.__init__(self, pool)
 
     def __iter__(self):
         return self
@@ -1505,13 +1511,6 @@ class IMapIterator(object):
             if self._index == self._length:
                 self._cond.notify()
                 self._forget()
-
-    def _forget(self):
-        self._cache.pop(self._job, None)
-        self._pool = None
-
-    def _claim(self):
-        return True
 
     def _abort(self, error):
         """The error replaces the next undelivered item; iteration ends after it."""
