@@ -198,6 +198,35 @@ class _ConnectionBase(object):
                                      type(self), self._readable, self._writable)
 
 
+# os.read allocates what it is asked for: asking a pipe for more than it can
+# hold would map and unmap that much memory on every call.
+_READ_CHUNK = 1 << 16
+
+
+def read_exact(fd, size, chunks=None, before_read=None):
+    """``size`` more bytes from ``fd``, joined after ``chunks``.  EOFError at
+    end of file before any byte (``chunks`` included), OSError at end of file
+    in the middle.  ``before_read()``, if given, runs before every read."""
+    chunks = chunks or []
+    remaining = size
+    while remaining > 0:
+        if before_read is not None:
+            before_read()
+        try:
+            chunk = os.read(fd, min(remaining, _READ_CHUNK))
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            raise
+        if not chunk:
+            if remaining == size and not chunks:
+                raise EOFError
+            raise OSError('got end of file during message')
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b''.join(chunks)
+
+
 def _rebuild_connection(dupfd, kind, readable, writable):
     return kind(dupfd.detach(), readable, writable)
 
@@ -224,23 +253,7 @@ class Connection(_ConnectionBase):
             buf = buf[n:]
 
     def _recv(self, size):
-        chunks = []
-        handle = self._handle
-        remaining = size
-        while remaining > 0:
-            try:
-                chunk = os.read(handle, remaining)
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                raise
-            if not chunk:
-                if remaining == size:
-                    raise EOFError
-                raise OSError("got end of file during message")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return chunks[0] if len(chunks) == 1 else b''.join(chunks)
+        return read_exact(self._handle, size)
 
     def _send_bytes(self, buf):
         n = len(buf)

@@ -56,7 +56,6 @@ _SCALAR_TYPES = frozenset([type(None), bool, int, float, bytes, _compat.text_typ
 # The feeder joins small frames into one write up to this many bytes; bigger
 # items go out as they are, without a copy.
 _BATCH_BYTES = 1 << 18
-_READ_CHUNK = 1 << 16
 # Items of this size or more are read into one preallocated buffer, and
 # byte strings this long are written without being copied into a pickle.
 _BIG_BYTES = 1 << 16
@@ -100,29 +99,10 @@ def _explain_pickling_error(exc, obj, mark):
 
 
 def _read_exact(fd, size, chunks=None, deadline=None):
-    """``size`` more bytes from ``fd``, joined after ``chunks``; EOFError at
-    end of file before anything was read.  With a ``deadline``, OSError if
-    the bytes stop coming (see _STALL_LIMIT)."""
-    chunks = chunks or []
-    remaining = size
-    while remaining > 0:
-        if deadline is not None:
-            _wait_for_rest(fd, deadline)
-        try:
-            # os.read allocates what it is asked for: asking a pipe for
-            # more than it can hold would map and unmap memory every time.
-            chunk = os.read(fd, min(remaining, _READ_CHUNK))
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
-                continue
-            raise
-        if not chunk:
-            if remaining == size and not chunks:
-                raise EOFError
-            raise OSError('got end of file during message')
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b''.join(chunks)
+    """connection.read_exact; with a ``deadline``, OSError if the bytes stop
+    coming (see _STALL_LIMIT)."""
+    stall_check = None if deadline is None else (lambda: _wait_for_rest(fd, deadline))
+    return connection.read_exact(fd, size, chunks, stall_check)
 
 
 def _wait_for_rest(fd, deadline):
