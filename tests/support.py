@@ -106,8 +106,9 @@ def kill_session(sid):
             pass
 
 
-def session_members(sid):
-    members = []
+def proc_stats():
+    """(pid, fields) for every process in /proc; ``fields`` are those of
+    /proc/<pid>/stat after the command name: state ppid pgrp session ..."""
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
             continue
@@ -116,10 +117,12 @@ def session_members(sid):
                 fields = f.read().rsplit(')', 1)[1].split()
         except (IOError, OSError):
             continue
-        # fields: state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] != 'Z':
-            members.append(int(entry))
-    return members
+        yield int(entry), fields
+
+
+def session_members(sid):
+    return [pid for pid, fields in proc_stats()
+            if int(fields[3]) == sid and fields[0] != 'Z']
 
 
 # How long a test waits for a child before calling it hung.

@@ -120,18 +120,8 @@ class Runner(object):
 
     def zombies(self, exclude):
         me = os.getpid()
-        count = 0
-        for entry in os.listdir('/proc'):
-            if not entry.isdigit() or int(entry) in exclude:
-                continue
-            try:
-                with open('/proc/%s/stat' % entry) as f:
-                    fields = f.read().rsplit(')', 1)[1].split()
-            except (IOError, OSError):
-                continue
-            if int(fields[1]) == me and fields[0] == 'Z':
-                count += 1
-        return count
+        return sum(1 for pid, fields in rs.proc_stats()
+                   if pid not in exclude and int(fields[1]) == me and fields[0] == 'Z')
 
     # -- scenarios ------------------------------------------------------------------
 

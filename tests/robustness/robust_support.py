@@ -19,6 +19,11 @@ FULL = os.environ.get('MPSPAWN_SOAK_FULL', '') not in ('', '0')
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# The suite's support module, also for drivers run as scripts from here.
+if os.path.dirname(HERE) not in sys.path:
+    sys.path.append(os.path.dirname(HERE))
+from support import proc_stats  # noqa: E402
+
 
 def monotonic():
     from mpspawn import _compat
@@ -92,19 +97,15 @@ def shm_entries():
 def process_table():
     """{pid: (ppid, session id, cmdline)} of every live (non-zombie) process."""
     table = {}
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
+    for pid, fields in proc_stats():
+        if fields[0] == 'Z':
             continue
         try:
-            with open('/proc/%s/stat' % entry) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
                 cmdline = f.read().replace(b'\0', b' ').decode('utf-8', 'replace')
         except (IOError, OSError):
             continue
-        if fields[0] == 'Z':
-            continue
-        table[int(entry)] = (int(fields[1]), int(fields[3]), cmdline)
+        table[pid] = (int(fields[1]), int(fields[3]), cmdline)
     return table
 
 
